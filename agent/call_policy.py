@@ -1,0 +1,69 @@
+"""Call-level policies that are not turns: the caller going quiet, and the duration limit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from livekit.agents import AgentSession, UserStateChangedEvent
+
+import prompts
+from agent.state import CallState
+
+logger = logging.getLogger("agent.call_policy")
+
+
+class SilencePolicy:
+    """Nudge a quiet caller twice, then say goodbye and hang up. Speaking again resets it."""
+
+    def __init__(self, session: AgentSession[CallState], state: CallState) -> None:
+        closings = prompts.load_yaml("closings.yaml")
+        self._nudges: list[str] = list(closings["silence_nudges"])
+        self._goodbye: str = closings["silence_goodbye"]
+        self._session = session
+        self._state = state
+        self._count = 0
+        self._ended = False
+        session.on("user_state_changed", self._on_user_state)
+
+    @property
+    def nudges_given(self) -> int:
+        return self._count
+
+    def _on_user_state(self, event: UserStateChangedEvent) -> None:
+        if event.new_state == "speaking":
+            self._count = 0
+        elif event.new_state == "away" and not self._ended:
+            self._on_away()
+
+    def _on_away(self) -> None:
+        if self._count < len(self._nudges):
+            self._session.say(self._nudges[self._count])
+            self._count += 1
+            return
+        self._ended = True
+        logger.info("caller silent, ending the call", extra={"call_id": self._state.call_id})
+        handle = self._session.say(self._goodbye, allow_interruptions=False)
+        self._state.hang_up_after(handle)
+
+
+class DurationLimit:
+    """Wrap the call up politely once it reaches the configured maximum length."""
+
+    def __init__(
+        self, session: AgentSession[CallState], state: CallState, *, max_seconds: float
+    ) -> None:
+        self._session = session
+        self._state = state
+        self._task = asyncio.create_task(self._run(max_seconds))
+
+    async def _run(self, max_seconds: float) -> None:
+        await asyncio.sleep(max_seconds)
+        logger.info("maximum call duration reached", extra={"call_id": self._state.call_id})
+        goodbye = prompts.load_yaml("closings.yaml")["max_duration_goodbye"]
+        self._session.interrupt()
+        handle = self._session.say(goodbye, allow_interruptions=False)
+        self._state.hang_up_after(handle)
+
+    def cancel(self) -> None:
+        self._task.cancel()

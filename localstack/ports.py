@@ -1,0 +1,86 @@
+"""Loopback ports used by the local stack, with a way to pick free ones for tests."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+LOOPBACK = "127.0.0.1"
+_RTP_RANGE_SIZE = 20  # ten concurrent call legs; livekit-sip uses even ports only
+_ATTEMPTS = 200
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Every port the stack binds, all on 127.0.0.1. Defaults match livekit.yaml/sip.yaml."""
+
+    http: int = 7880  # livekit-server HTTP/WebSocket (TCP)
+    rtc_udp: int = 7882  # livekit-server WebRTC media (UDP mux)
+    redis: int = 6390  # our redis, not a system redis on 6379
+    sip: int = 5060  # livekit-sip signalling (UDP and TCP)
+    rtp_start: int = 10000  # livekit-sip media (UDP)
+    rtp_end: int = 10100
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Ports free right now, so a test stack never collides with a developer's stack."""
+        taken: set[int] = set()
+        http = _claim(taken, socket.SOCK_STREAM)
+        redis = _claim(taken, socket.SOCK_STREAM)
+        rtc_udp = _claim(taken, socket.SOCK_DGRAM)
+        sip = _claim_tcp_and_udp(taken)
+        rtp_start = _claim_udp_range(taken, _RTP_RANGE_SIZE)
+        return cls(
+            http=http,
+            rtc_udp=rtc_udp,
+            redis=redis,
+            sip=sip,
+            rtp_start=rtp_start,
+            rtp_end=rtp_start + _RTP_RANGE_SIZE - 1,
+        )
+
+
+def is_bindable(port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _claim(taken: set[int], kind: socket.SocketKind) -> int:
+    for _ in range(_ATTEMPTS):
+        port = _ephemeral_port(kind)
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise RuntimeError("no free loopback port found")
+
+
+def _claim_tcp_and_udp(taken: set[int]) -> int:
+    for _ in range(_ATTEMPTS):
+        port = _ephemeral_port(socket.SOCK_STREAM)
+        if port not in taken and is_bindable(port, socket.SOCK_DGRAM):
+            taken.add(port)
+            return port
+    raise RuntimeError("no loopback port free for both TCP and UDP")
+
+
+def _claim_udp_range(taken: set[int], size: int) -> int:
+    for _ in range(_ATTEMPTS):
+        start = _ephemeral_port(socket.SOCK_DGRAM) & ~1  # even, as RTP wants
+        ports = range(start, start + size)
+        if ports[-1] > 65535 or taken.intersection(ports):
+            continue
+        if all(is_bindable(p, socket.SOCK_DGRAM) for p in ports):
+            taken.update(ports)
+            return start
+    raise RuntimeError(f"no range of {size} free loopback UDP ports found")

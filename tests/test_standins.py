@@ -1,0 +1,351 @@
+"""The real LiveKit plugins against the local Deepgram, OpenAI and Cartesia stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import aiohttp
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents import llm, stt
+from livekit.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, function_tool
+from livekit.plugins import cartesia, deepgram, openai
+
+from standins import (
+    CartesiaTTSStandin,
+    ChatScript,
+    DeepgramSTTStandin,
+    OpenAIChatStandin,
+    synthesize_blocking,
+)
+
+pytestmark = pytest.mark.integration
+
+CALLER_RATE = 16000
+PHONE = "+15551234567"
+SCRIPT = ChatScript.from_data(
+    {
+        "fallback": "Sorry, could you say that again?",
+        "steps": [
+            {
+                "when": {"last_user_contains": "premium"},
+                "tool_calls": [{"name": "lookup_contact", "arguments": {"phone": PHONE}}],
+            },
+            {"when": {"last_tool": "lookup_contact"}, "say": "Thanks Dana, I found your account."},
+        ],
+    }
+)
+
+
+@function_tool
+async def lookup_contact(phone: str) -> str:
+    """Find the CRM contact that owns a phone number."""
+    return "Dana"
+
+
+@pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def chat_server() -> AsyncIterator[OpenAIChatStandin]:
+    async with OpenAIChatStandin(script=SCRIPT, ttft_ms=300) as server:
+        yield server
+
+
+@pytest.fixture
+async def chat_llm(chat_server: OpenAIChatStandin) -> AsyncIterator[openai.LLM]:
+    model = openai.LLM(model="gpt-4o-mini", base_url=chat_server.base_url, api_key="test")
+    yield model
+    await model.aclose()
+
+
+# --- OpenAI Chat Completions ------------------------------------------------------------
+
+
+async def _run_chat(
+    model: openai.LLM, ctx: ChatContext
+) -> tuple[str, list[llm.FunctionToolCall], float]:
+    started = time.monotonic()
+    first_output: float | None = None
+    text, calls = "", []
+    async with model.chat(chat_ctx=ctx, tools=[lookup_contact]) as stream:
+        async for chunk in stream:
+            if chunk.delta is None:
+                continue
+            if first_output is None and (chunk.delta.content or chunk.delta.tool_calls):
+                first_output = time.monotonic() - started
+            text += chunk.delta.content or ""
+            calls.extend(chunk.delta.tool_calls)
+    assert first_output is not None, "the stream produced nothing"
+    return text, calls, first_output
+
+
+def _caller_ctx(user_text: str) -> ChatContext:
+    ctx = ChatContext.empty()
+    ctx.add_message(role="system", content="You are a sales assistant for Acme.")
+    ctx.add_message(role="user", content=user_text)
+    return ctx
+
+
+async def test_llm_streams_a_tool_call_then_a_text_reply(
+    chat_llm: openai.LLM, chat_server: OpenAIChatStandin
+) -> None:
+    ctx = _caller_ctx("I'd like to hear about the premium plan.")
+
+    text, calls, ttft = await _run_chat(chat_llm, ctx)
+
+    assert text == ""
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("lookup_contact", {"phone": PHONE})
+    ]
+    assert 0.3 <= ttft < 2.0
+    ctx.insert(
+        FunctionCall(call_id=calls[0].call_id, name=calls[0].name, arguments=calls[0].arguments)
+    )
+    ctx.insert(
+        FunctionCallOutput(
+            call_id=calls[0].call_id, name="lookup_contact", output="Dana", is_error=False
+        )
+    )
+
+    text, calls, _ = await _run_chat(chat_llm, ctx)
+
+    assert text == "Thanks Dana, I found your account."
+    assert calls == []
+    first, second = chat_server.requests
+    assert first.tool_names == ["lookup_contact"]
+    assert first.tools[0]["function"]["parameters"]["properties"]["phone"]["type"] == "string"
+    assert first.messages[-1] == {
+        "role": "user",
+        "content": "I'd like to hear about the premium plan.",
+    }
+    assert [first.step_index, second.step_index] == [0, 1]
+    assert second.messages[-1]["role"] == "tool"
+    assert first.streamed and first.body["stream_options"] == {"include_usage": True}
+
+
+async def test_llm_guard_mismatch_answers_fallback_without_advancing(
+    chat_llm: openai.LLM, chat_server: OpenAIChatStandin
+) -> None:
+    ctx = _caller_ctx("Hold on a second.")
+
+    text, calls, _ = await _run_chat(chat_llm, ctx)
+    ctx.add_message(role="assistant", content=text)
+    ctx.add_message(role="user", content="Okay, tell me about premium.")
+    _, calls_after, _ = await _run_chat(chat_llm, ctx)
+
+    assert (text, calls) == ("Sorry, could you say that again?", [])
+    assert [c.name for c in calls_after] == ["lookup_contact"]
+    assert [r.step_index for r in chat_server.requests] == [None, 0]
+
+
+async def test_llm_concurrent_conversations_keep_their_own_place(
+    chat_llm: openai.LLM, chat_server: OpenAIChatStandin
+) -> None:
+    async def call_one() -> list[str]:
+        ctx = _caller_ctx("Premium, please.")
+        _, calls, _ = await _run_chat(chat_llm, ctx)
+        ctx.insert(
+            FunctionCall(call_id=calls[0].call_id, name=calls[0].name, arguments=calls[0].arguments)
+        )
+        ctx.insert(
+            FunctionCallOutput(
+                call_id=calls[0].call_id, name=calls[0].name, output="Dana", is_error=False
+            )
+        )
+        text, _, _ = await _run_chat(chat_llm, ctx)
+        return [calls[0].name, text]
+
+    results = await asyncio.gather(call_one(), call_one())
+
+    assert results == [["lookup_contact", "Thanks Dana, I found your account."]] * 2
+
+
+async def test_llm_non_streaming_request(
+    chat_server: OpenAIChatStandin, http_session: aiohttp.ClientSession
+) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "premium?"}]}
+    headers = {"Authorization": "Bearer test"}
+
+    async with http_session.post(
+        f"{chat_server.base_url}/chat/completions", json=body, headers=headers
+    ) as resp:
+        payload = await resp.json()
+    async with http_session.post(f"{chat_server.base_url}/chat/completions", json=body) as denied:
+        denied_status = denied.status
+
+    message = payload["choices"][0]["message"]
+    assert payload["choices"][0]["finish_reason"] == "tool_calls"
+    assert message["tool_calls"][0]["function"]["name"] == "lookup_contact"
+    assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"phone": PHONE}
+    assert denied_status == 401
+
+
+# --- Deepgram live STT --------------------------------------------------------------------
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(CALLER_RATE * seconds), dtype=np.int16)
+
+
+def _frames(samples: np.ndarray, frame_ms: int = 20) -> list[rtc.AudioFrame]:
+    step = CALLER_RATE * frame_ms // 1000
+    padded = np.concatenate([samples, np.zeros(-samples.size % step, dtype=np.int16)])
+    return [
+        rtc.AudioFrame(
+            data=padded[i : i + step].tobytes(),
+            sample_rate=CALLER_RATE,
+            num_channels=1,
+            samples_per_channel=step,
+        )
+        for i in range(0, padded.size, step)
+    ]
+
+
+async def _transcribe(
+    server: DeepgramSTTStandin, session: aiohttp.ClientSession, audio: np.ndarray
+) -> list[stt.SpeechEvent]:
+    recognizer = deepgram.STT(base_url=server.base_url, api_key="test", http_session=session)
+    stream = recognizer.stream()
+    events: list[stt.SpeechEvent] = []
+
+    async def consume() -> None:
+        async for event in stream:
+            events.append(event)
+
+    consumer = asyncio.create_task(consume())
+    for frame in _frames(audio):
+        stream.push_frame(frame)
+    stream.end_input()
+    # the plugin lingers up to 5 s in its keepalive loop after the server closes,
+    # so stop once the stand-in has answered everything and hung up
+    while not server.sessions:
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(server.sessions[-1].closed.wait(), timeout=5)
+    await asyncio.sleep(0.05)
+    await stream.aclose()
+    await asyncio.gather(consumer, return_exceptions=True)
+    return events
+
+
+def _finals(events: Sequence[stt.SpeechEvent]) -> list[str]:
+    return [
+        e.alternatives[0].text for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT
+    ]
+
+
+async def test_stt_answers_each_spoken_utterance_with_the_next_scripted_text(
+    http_session: aiohttp.ClientSession,
+) -> None:
+    audio = np.concatenate(
+        [
+            _silence(0.3),
+            synthesize_blocking("I am interested in the premium plan", sample_rate=CALLER_RATE),
+            _silence(1.0),
+            synthesize_blocking("Tuesday at ten works for me", sample_rate=CALLER_RATE),
+            _silence(1.0),
+        ]
+    )
+    scripted = ["Hi, this is Dana.", "Tuesday at ten works."]
+
+    async with DeepgramSTTStandin(utterances=scripted, final_delay_ms=100) as server:
+        events = await _transcribe(server, http_session, audio)
+
+    assert _finals(events) == scripted
+    kinds = [e.type for e in events if e.type != stt.SpeechEventType.RECOGNITION_USAGE]
+    assert kinds.count(stt.SpeechEventType.START_OF_SPEECH) == 2
+    assert kinds.count(stt.SpeechEventType.END_OF_SPEECH) == 2
+    assert stt.SpeechEventType.INTERIM_TRANSCRIPT in kinds
+    first, second = server.utterances
+    assert 0.25 <= first.start <= 0.45 and first.end < second.start
+    (session,) = server.sessions
+    assert session.params["encoding"] == ["linear16"]
+    assert session.params["sample_rate"] == [str(CALLER_RATE)]
+    assert "CloseStream" in session.control_messages
+
+
+async def test_stt_stays_quiet_on_silence(http_session: aiohttp.ClientSession) -> None:
+    hiss = np.random.default_rng(7).normal(0, 30, CALLER_RATE * 2).astype(np.int16)
+
+    async with DeepgramSTTStandin(utterances=["never said"]) as server:
+        events = await _transcribe(server, http_session, hiss)
+
+    assert _finals(events) == []
+    assert server.utterances == []
+    assert server.sessions[0].audio_seconds == pytest.approx(2.0, abs=0.05)
+
+
+# --- Cartesia TTS ---------------------------------------------------------------------------
+
+
+def _audio_stats(frames: Sequence[rtc.AudioFrame]) -> tuple[float, float]:
+    samples = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64)))))
+    return samples.size / frames[0].sample_rate, 20 * math.log10(max(rms, 1e-9) / 32768)
+
+
+@pytest.fixture
+async def tts_server() -> AsyncIterator[CartesiaTTSStandin]:
+    async with CartesiaTTSStandin(ttfb_ms=200) as server:
+        yield server
+
+
+async def test_tts_synthesize_returns_real_speech(
+    tts_server: CartesiaTTSStandin, http_session: aiohttp.ClientSession
+) -> None:
+    tts = cartesia.TTS(base_url=tts_server.base_url, api_key="test", http_session=http_session)
+
+    started = time.monotonic()
+    frames = [ev.frame async for ev in tts.synthesize("Hello there")]
+    elapsed = time.monotonic() - started
+
+    duration, level = _audio_stats(frames)
+    assert frames[0].sample_rate == 24000
+    assert 0.3 < duration < 3.0
+    assert level > -35.0
+    assert elapsed >= 0.2
+    (record,) = tts_server.contexts
+    assert record.text == "Hello there"
+    assert record.output_format == {
+        "container": "raw",
+        "encoding": "pcm_s16le",
+        "sample_rate": 24000,
+    }
+    await tts.aclose()
+
+
+async def test_tts_stream_speaks_every_sentence(
+    tts_server: CartesiaTTSStandin, http_session: aiohttp.ClientSession
+) -> None:
+    tts = cartesia.TTS(
+        base_url=tts_server.base_url, api_key="test", http_session=http_session, sample_rate=16000
+    )
+    stream = tts.stream()
+    stream.push_text("Hello there. How are you doing today?")
+    stream.end_input()
+
+    started = time.monotonic()
+    first_audio: float | None = None
+    frames = []
+    async for ev in stream:
+        first_audio = first_audio or time.monotonic() - started
+        frames.append(ev.frame)
+    await stream.aclose()
+
+    duration, level = _audio_stats(frames)
+    assert frames[0].sample_rate == 16000
+    assert duration > 1.0
+    assert level > -35.0
+    assert first_audio is not None and first_audio >= 0.15
+    (record,) = tts_server.contexts
+    assert record.done and record.text == "Hello there. How are you doing today?"
+    assert record.first_audio_ms is not None and record.first_audio_ms >= 200
+    await tts.aclose()
