@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from google.protobuf.message import Message
 from livekit import api
+from livekit.api.sip_service import SipService
 
 from localstack.stack import DEV_API_KEY, DEV_API_SECRET
 
@@ -183,7 +184,7 @@ def _pick_by_name(items: Sequence[M], name: str, kind: str) -> M | None:
     return matches[0] if matches else None
 
 
-async def ensure_inbound_trunk(sip: api.SipService, plan: SipPlan) -> Provisioned:
+async def ensure_inbound_trunk(sip: SipService, plan: SipPlan) -> Provisioned:
     kind, desired = "inbound trunk", desired_inbound_trunk(plan)
     listed = await sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest())
     existing = _pick_by_name(listed.items, desired.name, kind)
@@ -197,7 +198,7 @@ async def ensure_inbound_trunk(sip: api.SipService, plan: SipPlan) -> Provisione
     return Provisioned(kind, desired.name, existing.sip_trunk_id, Action.UPDATED)
 
 
-async def ensure_outbound_trunk(sip: api.SipService, plan: SipPlan) -> Provisioned:
+async def ensure_outbound_trunk(sip: SipService, plan: SipPlan) -> Provisioned:
     kind, desired = "outbound trunk", desired_outbound_trunk(plan)
     listed = await sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
     existing = _pick_by_name(listed.items, desired.name, kind)
@@ -212,7 +213,7 @@ async def ensure_outbound_trunk(sip: api.SipService, plan: SipPlan) -> Provision
 
 
 async def ensure_dispatch_rule(
-    sip: api.SipService, plan: SipPlan, inbound_trunk_id: str
+    sip: SipService, plan: SipPlan, inbound_trunk_id: str
 ) -> Provisioned:
     kind, desired = "dispatch rule", desired_dispatch_rule(plan, inbound_trunk_id)
     listed = await sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("LiveKit at %s", target.url)
     for item in results:
-        log.info("%-14s %-26s %-8s %s", item.kind, item.name, item.action.value, item.id)
+        log.info("%-14s %-26s %-9s %s", item.kind, item.name, item.action.value, item.id)
     outbound = results[-1]
     print(f"SIP_OUTBOUND_TRUNK_ID={outbound.id}")
     return 0

@@ -213,7 +213,7 @@ class LocalStack:
         if busy:
             raise StackStartError(
                 f"port(s) {', '.join(busy)} on {LOOPBACK} already in use: is another stack "
-                "running? Stop it, or choose other ports (e.g. StackPorts.free())."
+                "running? Stop it, or pick free ports (--free-ports / StackPorts.free())."
             )
 
 

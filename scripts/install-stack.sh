@@ -123,7 +123,12 @@ install_livekit_server() {
   local on_path
   on_path=$(command -v livekit-server || true)
   if [ -n "$on_path" ] && [ "$on_path" != "$BIN_DIR/livekit-server" ]; then
-    log "livekit-server: using existing $on_path ($("$on_path" --version 2>/dev/null || echo 'unknown version'))"
+    local found
+    found=$("$on_path" --version 2>/dev/null || echo 'unknown version')
+    log "livekit-server: using existing $on_path ($found)"
+    if [[ "$found" != *"${LIVEKIT_SERVER_VERSION#v}"* ]]; then
+      log "WARNING: the stack is tested with livekit-server $LIVEKIT_SERVER_VERSION"
+    fi
     return
   fi
   go_build livekit-server github.com/livekit/livekit-server/cmd/server \

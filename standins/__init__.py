@@ -1,28 +1,11 @@
 """Local stand-ins for Deepgram, OpenAI and Cartesia that speak each vendor's wire protocol.
 
 Each runs in-process (`await Server(...).start()`, `.base_url`, `await .aclose()`) or as
-a process (`python -m standins.<module> --port ...`); see each module's docstring.
+a process (`python -m standins.<module> --port ...`); see each module's docstring:
+
+    standins.openai_chat.OpenAIChatStandin    /v1/chat/completions, scripted (chat_script)
+    standins.deepgram_stt.DeepgramSTTStandin  /v1/listen websocket and REST
+    standins.cartesia_tts.CartesiaTTSStandin  /tts/websocket and /tts/bytes, espeak-ng voice
+
+Nothing is re-exported here, so `python -m standins.<module>` imports each module once.
 """
-
-from .cartesia_tts import CartesiaTTSStandin, ContextRecord
-from .chat_script import ChatScript, Guard, Step, ToolCallSpec
-from .deepgram_stt import DeepgramSTTStandin, DetectedUtterance, DetectionSettings, ListenRecord
-from .openai_chat import OpenAIChatStandin, RecordedRequest
-from .speech import EspeakSynthesizer, synthesize_blocking
-
-__all__ = [
-    "CartesiaTTSStandin",
-    "ChatScript",
-    "ContextRecord",
-    "DeepgramSTTStandin",
-    "DetectedUtterance",
-    "DetectionSettings",
-    "EspeakSynthesizer",
-    "Guard",
-    "ListenRecord",
-    "OpenAIChatStandin",
-    "RecordedRequest",
-    "Step",
-    "ToolCallSpec",
-    "synthesize_blocking",
-]

@@ -92,7 +92,7 @@ class ListenRecord:
     sent: list[dict[str, Any]] = field(default_factory=list)
     control_messages: list[str] = field(default_factory=list)
     audio_seconds: float = 0.0
-    closed: asyncio.Event = field(default_factory=asyncio.Event)  # set once the socket closed
+    closed: bool = False
 
     @property
     def final_texts(self) -> list[str]:
@@ -138,6 +138,7 @@ class DeepgramSTTStandin(StandinServer):
         self.sessions: list[ListenRecord] = []
         self._cursors: dict[str, int] = {}
         self._ids = itertools.count(1)
+        self._closing = asyncio.Condition()
 
     @property
     def base_url(self) -> str:
@@ -147,6 +148,11 @@ class DeepgramSTTStandin(StandinServer):
     @property
     def utterances(self) -> list[DetectedUtterance]:
         return [u for s in self.sessions for u in s.utterances]
+
+    async def wait_closed(self, count: int = 1) -> None:
+        """Until `count` live sessions have sent their last message and closed."""
+        async with self._closing:
+            await self._closing.wait_for(lambda: sum(1 for s in self.sessions if s.closed) >= count)
 
     def next_text(self, call_key: str) -> str | None:
         cursor = self._cursors.get(call_key, 0)
@@ -210,7 +216,9 @@ class DeepgramSTTStandin(StandinServer):
             await session.finish()
             await ws.close()
         finally:
-            record.closed.set()
+            record.closed = True
+            async with self._closing:
+                self._closing.notify_all()
         return ws
 
     async def _handle_prerecorded(self, request: web.Request) -> web.StreamResponse:

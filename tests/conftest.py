@@ -28,3 +28,17 @@ class Clock:
 @pytest.fixture
 def clock() -> Iterator[Clock]:
     yield Clock()
+
+
+@pytest.fixture(params=["embedded"])
+def world(request, tmp_path, clock):
+    from agent.wrapup import Outbox
+    from tests.worlds import EmbeddedWorld, make_services
+    from tools.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
+
+    store = EmbeddedStore(tmp_path / "embedded.sqlite3", now=clock)
+    services = make_services(EmbeddedCrm(store), EmbeddedCalendar(store), clock)
+    built = EmbeddedWorld(store.path, services)
+    built.outbox = Outbox(tmp_path / "outbox.sqlite3")
+    yield built
+    store.close()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -16,13 +19,11 @@ from livekit.agents import llm, stt
 from livekit.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, function_tool
 from livekit.plugins import cartesia, deepgram, openai
 
-from standins import (
-    CartesiaTTSStandin,
-    ChatScript,
-    DeepgramSTTStandin,
-    OpenAIChatStandin,
-    synthesize_blocking,
-)
+from standins.cartesia_tts import CartesiaTTSStandin
+from standins.chat_script import ChatScript
+from standins.deepgram_stt import DeepgramSTTStandin
+from standins.openai_chat import OpenAIChatStandin
+from standins.speech import synthesize_blocking
 
 pytestmark = pytest.mark.integration
 
@@ -227,9 +228,7 @@ async def _transcribe(
     stream.end_input()
     # the plugin lingers up to 5 s in its keepalive loop after the server closes,
     # so stop once the stand-in has answered everything and hung up
-    while not server.sessions:
-        await asyncio.sleep(0.01)
-    await asyncio.wait_for(server.sessions[-1].closed.wait(), timeout=5)
+    await asyncio.wait_for(server.wait_closed(), timeout=5)
     await asyncio.sleep(0.05)
     await stream.aclose()
     await asyncio.gather(consumer, return_exceptions=True)
@@ -349,3 +348,85 @@ async def test_tts_stream_speaks_every_sentence(
     assert record.done and record.text == "Hello there. How are you doing today?"
     assert record.first_audio_ms is not None and record.first_audio_ms >= 200
     await tts.aclose()
+
+
+async def test_stt_recognize_uses_the_prerecorded_endpoint(
+    http_session: aiohttp.ClientSession,
+) -> None:
+    audio = np.concatenate(
+        [
+            synthesize_blocking("Call me back tomorrow", sample_rate=CALLER_RATE),
+            _silence(0.8),
+            synthesize_blocking("after lunch please", sample_rate=CALLER_RATE),
+        ]
+    )
+
+    async with DeepgramSTTStandin(utterances=["Call me back tomorrow.", "After lunch."]) as server:
+        recognizer = deepgram.STT(
+            base_url=server.base_url, api_key="test", http_session=http_session
+        )
+        event = await recognizer.recognize(_frames(audio))
+
+    assert event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
+    assert event.alternatives[0].text == "Call me back tomorrow. After lunch."
+    assert len(server.utterances) == 2
+
+
+# --- standalone processes -------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@asynccontextmanager
+async def _standin_processes(*commands: list[str]) -> AsyncIterator[list[str]]:
+    """Run `python -m standins.<module> ...` for each command; yield their base URLs."""
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"standins.{module}",
+            "--port",
+            "0",
+            *args,
+            cwd=REPO_ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for module, *args in commands
+    ]
+    try:
+        lines = await asyncio.wait_for(
+            asyncio.gather(*(p.stdout.readline() for p in processes if p.stdout)), timeout=30
+        )
+        yield [json.loads(line)["base_url"] for line in lines]
+    finally:
+        for process in processes:
+            process.terminate()
+        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in processes)), timeout=10)
+
+
+async def test_standins_run_as_processes(
+    tmp_path: Path, http_session: aiohttp.ClientSession
+) -> None:
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"steps": [{"say": "Hello from the script."}]}))
+    utterances = tmp_path / "utterances.json"
+    utterances.write_text(json.dumps(["Yes, speaking."]))
+    caller = synthesize_blocking("Yes speaking", sample_rate=CALLER_RATE)
+
+    async with _standin_processes(
+        ["openai_chat", "--script", str(scenario), "--ttft-ms", "50"],
+        ["deepgram_stt", "--script", str(utterances)],
+        ["cartesia_tts", "--ttfb-ms", "50"],
+    ) as (llm_url, stt_url, tts_url):
+        model = openai.LLM(base_url=llm_url, api_key="test")
+        text, _, _ = await _run_chat(model, _caller_ctx("Hi"))
+        await model.aclose()
+        recognizer = deepgram.STT(base_url=stt_url, api_key="test", http_session=http_session)
+        heard = await recognizer.recognize(_frames(caller))
+        tts = cartesia.TTS(base_url=tts_url, api_key="test", http_session=http_session)
+        frames = [ev.frame async for ev in tts.synthesize("Goodbye")]
+        await tts.aclose()
+
+    assert text == "Hello from the script."
+    assert heard.alternatives[0].text == "Yes, speaking."
+    assert _audio_stats(frames)[0] > 0.3

@@ -12,7 +12,7 @@ class TemporarilyUnavailable(IntegrationError):
 
 
 class OutcomeUnknown(IntegrationError):
-    """A create was sent but no answer came back: it may or may not exist now.
+    """A write was sent but no answer came back: it may or may not have happened.
 
     Never retried blindly, since that is how duplicates are made.
     """

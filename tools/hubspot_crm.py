@@ -70,19 +70,10 @@ _SEARCHABLE_PHONE_PROPERTIES = (
     "hs_searchable_calculated_mobile_number",
 )
 _CONTACT_READ = WRITABLE_CONTACT_PROPERTIES | {"mobilephone", "lifecyclestage", "hs_lead_status"}
-_API_ERRORS = (
-    contacts_api.ApiException,
-    calls_api.ApiException,
-    notes_api.ApiException,
-    deals_api.ApiException,
-)
+_PACKAGES = (contacts_api, calls_api, notes_api, deals_api)
+_API_ERRORS = tuple(p.ApiException for p in _PACKAGES)
 # Raised by the client's own checks of our input, before anything is sent.
-_INPUT_ERRORS = (
-    contacts_api.exceptions.OpenApiException,
-    calls_api.exceptions.OpenApiException,
-    notes_api.exceptions.OpenApiException,
-    deals_api.exceptions.OpenApiException,
-)
+_INPUT_ERRORS = tuple(p.exceptions.OpenApiException for p in _PACKAGES)
 _TIMEOUT_GRACE_S = 1.0
 _MAX_BACKOFF_S = 8.0
 _AUTH_HINT = (
@@ -101,7 +92,7 @@ class _ObjectApi:
     models: Any  # the generated package, for its model classes
     basic: Any
     search: Any
-    marker_property: str  # where this object's idempotency marker is written
+    marker_property: str | None  # where this object's idempotency marker is written
 
 
 class _Retryable(Exception):
@@ -165,7 +156,7 @@ class HubSpotCrm:
         )
         crm = client.crm
         self._contacts = _ObjectApi(
-            "contacts", contacts_api, crm.contacts.basic_api, crm.contacts.search_api, "phone"
+            "contacts", contacts_api, crm.contacts.basic_api, crm.contacts.search_api, None
         )
         calls, notes = crm.objects.calls, crm.objects.notes
         self._calls = _ObjectApi(
@@ -241,15 +232,16 @@ class HubSpotCrm:
             )
             # The caller's number is not forced onto a contact found by email alone.
             return await self._update_contact(existing[1], props)
-        except OutcomeUnknown:
-            self._unknown[("contacts", phone_e164 or "")] = self._monotonic()
+        except (OutcomeUnknown, asyncio.CancelledError):
+            if phone_e164:
+                self._unknown[("contacts", phone_e164)] = self._monotonic()
             raise
         return _contact(created)
 
     async def _settle_unknown_contact(self, phone_e164: str | None) -> str | None:
         """The contact an earlier create with an unknown outcome made, if it did."""
         lost_at = self._unknown.get(("contacts", phone_e164 or ""))
-        if lost_at is None or not phone_e164:
+        if lost_at is None or phone_e164 is None:
             return None
         await self._wait_out_search_lag(lost_at)
         found = await self.find_contact_by_phone(phone_e164)
@@ -304,7 +296,12 @@ class HubSpotCrm:
         async with self._locks[f"call:{record.call_id}"]:
             call_id = await self._create_once(self._calls, record.call_id, call)
             note_id = await self._create_once(self._notes, record.call_id, note)
-        logger.info("hubspot: call %s logged as %s / note %s", record.call_id, call_id, note_id)
+        logger.info(
+            "hubspot: call logged as %s, note %s",
+            call_id,
+            note_id,
+            extra={"call_id": record.call_id},
+        )
         return LoggedCall(call_engagement_id=call_id, note_id=note_id)
 
     async def create_deal(self, request: DealRequest) -> str:
@@ -340,29 +337,28 @@ class HubSpotCrm:
         return {k: v for k, v in props.items() if v}
 
     async def _create_once(self, api: _ObjectApi, call_id: str, body: Any) -> str:
-        """Create ``body`` unless this call's record of that type exists; returns its id."""
+        """This call's record of ``api``'s type: found by its marker, or else created."""
         key = (api.name, call_id)
-        if key in self._created:
-            return self._created[key]
-        if key in self._unknown:
-            found = await self._find_marked(api, call_id, lost_at=self._unknown[key])
-            if found is not None:
-                self._created[key] = found
-                del self._unknown[key]
-                return found
+        if key not in self._created:
+            lost_at = self._unknown.get(key)
+            if lost_at is not None:
+                await self._wait_out_search_lag(lost_at)
+            found = await self._find_marked(api, call_id)
+            self._created[key] = found or await self._create(api, key, body)
+        return self._created[key]
+
+    async def _create(self, api: _ObjectApi, key: tuple[str, str], body: Any) -> str:
         try:
             created = await self._request(
                 f"create {api.name}", api.basic.create, body, creates=True
             )
-        except OutcomeUnknown:
+        except (OutcomeUnknown, asyncio.CancelledError):  # a cancelled create may still land
             self._unknown[key] = self._monotonic()
             raise
-        self._created[key] = str(created.id)
         self._unknown.pop(key, None)
-        return self._created[key]
+        return str(created.id)
 
-    async def _find_marked(self, api: _ObjectApi, call_id: str, *, lost_at: float) -> str | None:
-        await self._wait_out_search_lag(lost_at)
+    async def _find_marked(self, api: _ObjectApi, call_id: str) -> str | None:
         m = api.models
         marker = m.Filter(
             property_name=api.marker_property, operator="CONTAINS_TOKEN", value=_marker(call_id)
@@ -372,9 +368,10 @@ class HubSpotCrm:
         )
         page = await self._request(f"search {api.name} by marker", api.search.do_search, query)
         ids = sorted((str(r.id) for r in page.results), key=int)
-        if len(ids) > 1:
-            logger.warning("hubspot: call %s has %d %s records", call_id, len(ids), api.name)
-        logger.info("hubspot: call %s %s after lost answer: %s", call_id, api.name, ids or "none")
+        if ids:
+            logger.info(
+                "hubspot: %s of call already written: %s", api.name, ids, extra={"call_id": call_id}
+            )
         return ids[0] if ids else None
 
     async def _wait_out_search_lag(self, lost_at: float) -> None:
@@ -384,9 +381,10 @@ class HubSpotCrm:
 
     # transport
 
-    async def _request(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args)`` in a thread, retried as the module docstring says."""
-        creates = kwargs.pop("creates", False)
+    async def _request(
+        self, what: str, fn: Callable[..., Any], *args: Any, creates: bool = False, **kwargs: Any
+    ) -> Any:
+        """``fn(*args, **kwargs)`` in a thread, retried as the module docstring says."""
         backoff = self._backoff_s
         for attempt in range(1, self._max_attempts + 1):
             try:

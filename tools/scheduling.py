@@ -53,7 +53,8 @@ class Event:
 
 
 class Calendar(Protocol):
-    """Everything the agent needs from a calendar. Implementations raise ``CalendarError``."""
+    """Everything the agent needs from a calendar. Implementations raise ``IntegrationError``
+    subclasses (``CalendarError``, ``TemporarilyUnavailable``, ``OutcomeUnknown`` ...)."""
 
     name: str
 

@@ -71,9 +71,8 @@ class Write:
 class _Fault:
     op: str  # operation name ("events.insert") or HTTP method ("POST")
     remaining: int
-    status: int | None = None  # answer with this error instead of serving the request
-    hang: bool = False  # serve the request (if ``apply``), then never answer
-    apply: bool = True
+    status: int | None = None  # answer with this error; None: hang instead of answering
+    apply: bool = True  # for a hang: serve the request first
 
     def matches(self, op: str, method: str) -> bool:
         return self.remaining > 0 and self.op in (op, method)
@@ -240,7 +239,7 @@ class FakeGoogleCalendar:
         cannot tell whether its write happened.
         """
         with self._lock:
-            self._faults.append(_Fault(op, times, hang=True, apply=apply))
+            self._faults.append(_Fault(op, times, apply=apply))
 
     def freebusy_error(self, calendar_id: str, reason: str = "backendError") -> None:
         """Report ``errors`` instead of busy times for ``calendar_id`` from now on."""

@@ -1,0 +1,254 @@
+"""The agent on whole conversations: a real AgentSession, the real tools and integrations, a
+scripted LLM. Assertions are on tool calls and on what ended up in the CRM and calendar."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+import prompts
+from agent.sales_agent import greeting
+from agent.wrapup import Outbox, wrap_up
+from agent.worker import start_call_state
+from tests.agent_harness import new_call, running_agent
+from tests.scripted_llm import Call, Step, call, say, tool_output
+from tools.scheduling import Calendar, Event, EventRequest, Interval
+
+pytestmark = pytest.mark.integration
+
+CALLER = "+14155550100"
+
+
+def first_offered(ctx) -> dict:
+    return {"start": tool_output(ctx, "offer_slots")["slots"][0]["start"]}
+
+
+QUALIFY_AND_BOOK = [
+    Step(
+        calls=[
+            Call("save_contact_details", {"first_name": "Jane", "company": "Acme"}),
+            Call("record_qualification", {"existing_customer": False, "need": "forecasting"}),
+        ]
+    ),
+    say("How many sellers are on your team?"),
+    call("record_qualification", {"company_size": 20, "crm_system": "hubspot"}),
+    say("Are you the decision maker?"),
+    call("record_qualification", {"decision_role": "decision_maker", "timeline": "this_quarter"}),
+    say("Great, let's find a time. Are you on Pacific time?"),
+    call("set_time_zone", {"time_zone": "Pacific"}),
+    call("offer_slots"),
+    say("I have a few times."),
+    call("book_meeting", lambda ctx: {**first_offered(ctx), "email": "jane@acme.com"}),
+    Step(text="You're booked.", calls=[Call("end_call", {"outcome": "booked"})]),
+]
+
+
+async def finish(world, state, session) -> None:
+    await wrap_up(state, history=session.history, summarizer=None, outbox=world.outbox)
+
+
+async def test_known_caller_is_greeted_by_name_and_not_asked_again(world):
+    world.seed_contact(phone=CALLER, firstname="Dana", numemployees="40")
+    sip_caller = SimpleNamespace(
+        attributes={"sip.phoneNumber": "+1 (415) 555-0100", "sip.trunkPhoneNumber": "+15550100000"}
+    )
+    state = await start_call_state(
+        world.services, call_id="c-known", direction="inbound", participant=sip_caller
+    )
+    assert state.contact is not None and state.contact.firstname == "Dana"
+    assert state.qualification.answers["company_size"] == 40
+
+    steps = [call("record_qualification", {"need": "forecasting"}), say("Thanks.")]
+    async with running_agent(state, steps) as (session, _llm, _hangups):
+        result = await session.run(user_input="I want better forecasts")
+    spoken = [i.text_content for i in session.history.items if i.type == "message" and
+              i.role == "assistant"]  # fmt: skip
+    assert spoken[0] == greeting(state)
+    assert "Dana" in spoken[0]
+    status = result.expect.next_event().is_function_call(name="record_qualification")
+    output = tool_output(session.history, "record_qualification")
+    asked = {q["field"] for q in output["ask_next"]}
+    assert "company_size" not in asked and output["known"]["company_size"] == "40"
+    assert status is not None
+
+
+async def test_new_lead_is_qualified_and_booked(world):
+    state = new_call(world.services, caller_phone=CALLER)
+    async with running_agent(state, QUALIFY_AND_BOOK) as (session, scripted, hangups):
+        for line in (
+            "Hi, I'm Jane from Acme, we need forecasting",
+            "About twenty sellers, on HubSpot",
+            "Yes it's my call, this quarter",
+            "Yes, Pacific",
+            "The first one works, jane@acme.com",
+        ):
+            await session.run(user_input=line)
+        await asyncio.sleep(0.1)
+    await finish(world, state, session)
+
+    assert scripted.remaining == 0 and hangups.count == 1
+    [event] = world.events()
+    assert event.attendees == ("jane@acme.com",) and event.meet_link
+    assert event.start == state.offered[0].start
+    [contact] = world.contacts()
+    assert (contact["firstname"], contact["company"], contact["email"]) == (
+        "Jane", "Acme", "jane@acme.com",
+    )  # fmt: skip
+    [logged] = world.logged_calls()
+    assert logged["disposition"] == "booked" and logged["contact_id"] == contact["id"]
+    assert "forecasting" in logged["transcript"]
+    assert len(world.notes()) == 1
+    [deal] = world.deals()
+    assert deal["contact_id"] == contact["id"]
+
+
+async def test_disqualified_lead_is_closed_politely(world):
+    steps = [
+        call("record_qualification", {"existing_customer": False, "need": "pipeline reports",
+                                      "crm_system": "none"}),  # fmt: skip
+        say("Thanks for telling me."),
+        Step(text="Best of luck.", calls=[Call("end_call", {"outcome": "disqualified"})]),
+    ]
+    state = new_call(world.services, caller_phone=CALLER)
+    async with running_agent(state, steps) as (session, _llm, hangups):
+        result = await session.run(user_input="We don't use a CRM, we want pipeline reports")
+        assert tool_output(session.history, "record_qualification")["route"] == "disqualify"
+        result = await session.run(user_input="OK, thanks anyway")
+        result.expect.contains_function_call(name="end_call", arguments={"outcome": "disqualified"})
+        await asyncio.sleep(0.1)
+    await finish(world, state, session)
+    assert hangups.count == 1
+    [logged] = world.logged_calls()
+    assert logged["disposition"] == "disqualified"
+    assert world.deals() == [] and world.events() == []
+
+
+async def test_slot_taken_between_offer_and_booking_offers_another(world):
+    state = new_call(world.services, caller_phone=CALLER)
+    steps = [
+        call("set_time_zone", {"time_zone": "Eastern"}),
+        call("offer_slots"),
+        say("I have Tuesday at ten."),
+        call("book_meeting", first_offered),
+        say("Sorry, that one just went. How about another?"),
+        call("book_meeting", lambda ctx: {"start": tool_output(ctx, "book_meeting")["slots"][0]["start"]}),
+        say("Booked."),
+    ]
+    async with running_agent(state, steps) as (session, _llm, _h):
+        await session.run(user_input="Can we meet? I'm on Eastern time")
+        taken = state.offered[0]
+        world.seed_busy(taken.start, taken.end)
+        await session.run(user_input="The first one")
+        refused = tool_output(session.history, "book_meeting")
+        assert refused["booked"] is False
+        assert all(s["start"] != taken.start.isoformat() for s in refused["slots"])
+        await session.run(user_input="Sure, the first of those")
+        assert tool_output(session.history, "book_meeting")["booked"] is True
+    [event] = world.events()
+    assert event.start != taken.start and event.start == state.offered[0].start
+
+
+async def test_robot_question_gets_an_honest_answer(world):
+    state = new_call(world.services, caller_phone=CALLER)
+    steps = [say("I'm Northwind's AI assistant. Want a person to call you back?")]
+    async with running_agent(state, steps) as (session, scripted, _h):
+        await session.run(user_input="Wait, am I talking to a robot?")
+    disclosure = prompts.load_yaml("greeting.yaml")["ai_disclosure"]
+    assert disclosure in greeting(state)
+    instructions = scripted.requests[0].items[0].text_content
+    assert "Never claim to be human" in instructions
+
+
+class SlowCalendar:
+    """A calendar whose writes take a while, standing in for a slow Google insert."""
+
+    def __init__(self, inner: Calendar, delay_s: float) -> None:
+        self.inner, self.delay_s, self.name = inner, delay_s, "slow"
+
+    async def busy(self, start: datetime, end: datetime) -> list[Interval]:
+        return await self.inner.busy(start, end)
+
+    async def create_event(self, request: EventRequest) -> Event:
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.create_event(request)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+async def test_caller_hangs_up_mid_booking_and_the_crm_is_written_once(world):
+    from dataclasses import replace
+
+    services = replace(world.services, calendar=SlowCalendar(world.services.calendar, 0.5))
+    state = new_call(services, caller_phone=CALLER)
+    steps = [
+        call("set_time_zone", {"time_zone": "Eastern"}),
+        call("offer_slots"),
+        say("I have a few times."),
+        call("book_meeting", first_offered),
+        say("Booked."),
+    ]
+    async with running_agent(state, steps) as (session, _llm, _h):
+        await session.run(user_input="Book me in, Eastern time")
+        session.run(user_input="The first one")
+        await asyncio.sleep(0.2)  # the insert is under way ...
+    # ... when the caller hangs up: the session is gone, and every end-of-call path fires.
+    await asyncio.gather(*(finish(world, state, session) for _ in range(3)))
+    [event] = world.events()
+    [logged] = world.logged_calls()
+    assert logged["disposition"] == "booked"
+    assert event.start == state.offered[0].start
+    assert len(world.deals()) == 1
+
+
+async def test_past_and_impossible_dates_get_clear_errors(world):
+    state = new_call(world.services, caller_phone=CALLER)
+    yesterday = (world.services.now() - timedelta(days=1)).date().isoformat()
+    steps = [
+        Step(calls=[Call("set_time_zone", {"time_zone": "Eastern"}),
+                    Call("offer_slots", {"day": yesterday}),
+                    Call("offer_slots", {"day": "2026-02-30"}),
+                    Call("book_meeting", {"start": "2026-11-24T03:00:00-05:00"}),
+                    Call("save_contact_details", {"email": "jane at acme"})]),  # fmt: skip
+        say("Sorry, which day did you mean?"),
+    ]
+    async with running_agent(state, steps) as (session, _llm, _h):
+        result = await session.run(user_input="Yesterday works")
+    errors = [e.item for e in result.events if e.type == "function_call_output" and e.item.is_error]
+    assert len(errors) == 4
+    assert "in the past" in errors[0].output and "not a date" in errors[1].output
+    assert "outside our meeting hours" in errors[2].output and "not a valid email" in errors[3].output
+    assert world.events() == [] and world.contacts() == []
+
+
+async def test_crm_outage_at_wrap_up_is_queued_not_lost(world, tmp_path):
+    state = new_call(world.services, caller_phone=CALLER)
+    state.outcome = "nurture"
+
+    class DownCrm:
+        name = "down"
+
+        async def upsert_contact(self, **_kw):
+            from tools.errors import TemporarilyUnavailable
+
+            raise TemporarilyUnavailable("503")
+
+    down = type(world.services)(**{**world.services.__dict__, "crm": DownCrm()})
+    state.services = down
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    result = await wrap_up(state, history=_empty_history(), summarizer=None, outbox=outbox)
+    assert result is not None and result.queued
+    assert world.logged_calls() == []
+    assert await outbox.replay(world.services.crm) == 1
+    assert await outbox.replay(world.services.crm) == 0
+    [logged] = world.logged_calls()
+    assert logged["disposition"] == "nurture"
+
+
+def _empty_history():
+    from livekit.agents import ChatContext
+
+    return ChatContext.empty()

@@ -1,0 +1,427 @@
+"""HubSpotCrm with the real hubspot-api-client against the fake HubSpot, over sockets."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.fakes.hubspot import Association, FakeHubSpot
+from tools.crm import CallRecord, CrmConflict, DealRequest
+from tools.errors import InvalidRequest, OutcomeUnknown, TemporarilyUnavailable
+from tools.hubspot_crm import HubSpotAuthError, HubSpotCrm
+
+pytestmark = pytest.mark.integration
+
+CALLER = "+14155550100"
+STARTED = datetime(2025, 3, 4, 15, 30, tzinfo=UTC)
+SEARCH_LAG_S = 10.0
+
+
+class RecordedSleep:
+    """Stands in for ``asyncio.sleep``: remembers each wait instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def hubspot() -> Iterator[FakeHubSpot]:
+    with FakeHubSpot() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sleep() -> RecordedSleep:
+    return RecordedSleep()
+
+
+def make_crm(
+    base_url: str,
+    token: str,
+    sleep: RecordedSleep,
+    *,
+    call_dispositions: dict[str, str] | None = None,
+) -> HubSpotCrm:
+    return HubSpotCrm(
+        token,
+        base_url=base_url,
+        timeout_s=0.5,
+        sleep=sleep,
+        search_lag_s=SEARCH_LAG_S,
+        monotonic=lambda: 1000.0,  # frozen: waits are computed, never measured
+        call_dispositions=call_dispositions,
+    )
+
+
+@pytest.fixture
+async def crm(hubspot: FakeHubSpot, sleep: RecordedSleep) -> AsyncIterator[HubSpotCrm]:
+    crm = make_crm(hubspot.base_url, hubspot.token, sleep)
+    yield crm
+    await crm.aclose()
+
+
+def call_record(contact_id: str, call_id: str = "call-7f3a") -> CallRecord:
+    return CallRecord(
+        call_id=call_id,
+        contact_id=contact_id,
+        direction="inbound",
+        started_at=STARTED,
+        ended_at=STARTED + timedelta(minutes=3, seconds=5),
+        from_number=CALLER,
+        to_number="+18005550199",
+        disposition="connected",
+        summary="Wants a demo for 20 seats next week.",
+        transcript="Agent: Hello, this is Sam.\nCaller: Hi, I'd like a demo.",
+        qualification={"budget": "10k/year", "timeline": "this quarter"},
+    )
+
+
+# lookup
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"phone": "+14155550100"},
+        {"phone": "(415) 555-0100"},
+        {"phone": "415.555.0100"},
+        {"mobilephone": "+1 415-555-0100"},
+        {"phone": "+1 212 555 0199", "mobilephone": "4155550100"},
+    ],
+    ids=["e164", "national", "dotted", "mobile-international", "mobile-digits"],
+)
+async def test_finds_contact_whatever_format_the_number_is_stored_in(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, stored: dict[str, str]
+) -> None:
+    hubspot.add_contact(firstname="Other", phone="+14155550111")
+    contact_id = hubspot.add_contact(firstname="Ada", email="ada@example.com", **stored)
+
+    contact = await crm.find_contact_by_phone(CALLER)
+
+    assert contact is not None
+    assert (contact.id, contact.firstname, contact.email) == (contact_id, "Ada", "ada@example.com")
+
+
+async def test_same_digits_in_another_country_are_not_a_match(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    # HubSpot's searchable number drops the country code, so the search returns both.
+    hubspot.add_contact(firstname="Brit", phone="+44 4155550100")
+    hubspot.add_contact(firstname="Near", phone="(415) 555-0101")
+
+    assert await crm.find_contact_by_phone(CALLER) is None
+    assert hubspot.ops() == ["contacts.search"]
+
+
+async def test_lookup_of_unknown_number_is_none(crm: HubSpotCrm) -> None:
+    assert await crm.find_contact_by_phone(CALLER) is None
+
+
+# contacts
+
+
+async def test_create_then_update_returns_stored_record_without_searching(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    hubspot.search_lag_s = 60.0  # a search now would not see the new contact
+
+    created = await crm.upsert_contact(
+        contact_id=None, phone_e164=CALLER, properties={"firstname": "Ada"}
+    )
+    updated = await crm.upsert_contact(
+        contact_id=created.id, phone_e164=CALLER, properties={"company": "Acme", "lastname": "L"}
+    )
+
+    assert hubspot.ops() == ["contacts.create", "contacts.update"]
+    assert (created.firstname, created.phone) == ("Ada", CALLER)
+    assert (updated.id, updated.firstname, updated.company) == (created.id, "Ada", "Acme")
+    stored = hubspot.contacts[created.id].properties
+    assert (stored["firstname"], stored["lastname"], stored["company"]) == ("Ada", "L", "Acme")
+    assert stored["phone"] == CALLER
+    assert len(hubspot.contacts) == 1
+
+
+async def test_duplicate_email_updates_the_existing_contact(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    existing = hubspot.add_contact(firstname="Ada", email="ada@example.com")
+
+    contact = await crm.upsert_contact(
+        contact_id=None,
+        phone_e164=CALLER,
+        properties={"email": "ADA@example.com", "company": "Acme"},
+    )
+
+    assert contact.id == existing
+    assert list(hubspot.contacts) == [existing]
+    assert hubspot.contacts[existing].properties["company"] == "Acme"
+    assert hubspot.ops() == ["contacts.create", "contacts.update"]
+
+
+async def test_update_to_an_email_another_contact_owns_is_a_conflict(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    hubspot.add_contact(email="ada@example.com")
+    other = hubspot.add_contact(email="bob@example.com")
+
+    with pytest.raises(CrmConflict):
+        await crm.upsert_contact(
+            contact_id=other, phone_e164=None, properties={"email": "ada@example.com"}
+        )
+    assert hubspot.contacts[other].properties["email"] == "bob@example.com"
+
+
+async def test_only_allowlisted_properties_are_written(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    contact = await crm.upsert_contact(
+        contact_id=None,
+        phone_e164=CALLER,
+        properties={"firstname": "Ada", "hubspot_owner_id": "42", "lifecyclestage": "customer"},
+    )
+
+    stored = hubspot.contacts[contact.id].properties
+    assert stored["firstname"] == "Ada"
+    assert "hubspot_owner_id" not in stored
+    assert "lifecyclestage" not in stored
+
+
+async def test_update_of_unknown_contact_is_invalid(crm: HubSpotCrm) -> None:
+    with pytest.raises(InvalidRequest):
+        await crm.upsert_contact(contact_id="999999", phone_e164=None, properties={"city": "X"})
+
+
+async def test_update_is_retried_after_server_error(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    hubspot.fail_next("contacts.update", status=503)
+
+    await crm.upsert_contact(contact_id=contact_id, phone_e164=None, properties={"city": "Oslo"})
+
+    assert hubspot.contacts[contact_id].properties["city"] == "Oslo"
+    assert sleep.waits == [0.5]
+
+
+async def test_contact_create_with_lost_answer_is_settled_by_phone_lookup(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+) -> None:
+    hubspot.hang_next("contacts.create", apply=True)
+    with pytest.raises(OutcomeUnknown):
+        await crm.upsert_contact(contact_id=None, phone_e164=CALLER, properties={"firstname": "A"})
+
+    contact = await crm.upsert_contact(
+        contact_id=None, phone_e164=CALLER, properties={"firstname": "Ada"}
+    )
+
+    assert list(hubspot.contacts) == [contact.id]
+    assert hubspot.contacts[contact.id].properties["firstname"] == "Ada"
+    assert sleep.waits == [SEARCH_LAG_S]
+
+
+# calls and notes
+
+
+async def test_log_call_writes_one_call_and_one_note_on_the_contact(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada", phone=CALLER)
+
+    logged = await crm.log_call(call_record(contact_id))
+
+    assert list(hubspot.calls) == [logged.call_engagement_id]
+    assert list(hubspot.notes) == [logged.note_id]
+    call = hubspot.calls[logged.call_engagement_id].properties
+    assert call["hs_call_direction"] == "INBOUND"
+    assert call["hs_call_status"] == "COMPLETED"
+    assert call["hs_call_duration"] == "185000"
+    assert call["hs_timestamp"] == "2025-03-04T15:30:00.000Z"
+    assert (call["hs_call_from_number"], call["hs_call_to_number"]) == (CALLER, "+18005550199")
+    assert "hs_call_disposition" not in call  # no mapping configured
+    note = hubspot.notes[logged.note_id].properties
+    assert "I&#x27;d like a demo." in note["hs_note_body"]  # the transcript, HTML-escaped
+    assert set(hubspot.associations) == {
+        Association("calls", logged.call_engagement_id, "contacts", contact_id, 194),
+        Association("notes", logged.note_id, "contacts", contact_id, 202),
+    }
+
+
+async def test_mapped_disposition_is_written(hubspot: FakeHubSpot, sleep: RecordedSleep) -> None:
+    crm = make_crm(
+        hubspot.base_url, hubspot.token, sleep, call_dispositions={"connected": "f240bbac"}
+    )
+    contact_id = hubspot.add_contact(firstname="Ada")
+
+    logged = await crm.log_call(call_record(contact_id))
+    await crm.aclose()
+
+    assert hubspot.calls[logged.call_engagement_id].properties["hs_call_disposition"] == "f240bbac"
+
+
+async def test_logging_the_same_call_twice_writes_it_once(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    record = call_record(contact_id)
+
+    first = await crm.log_call(record)
+    second = await crm.log_call(record)
+
+    assert first == second
+    assert (len(hubspot.calls), len(hubspot.notes)) == (1, 1)
+
+
+async def test_rate_limit_waits_retry_after_then_succeeds(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    hubspot.fail_next("calls.create", status=429, retry_after=3)
+
+    await crm.log_call(call_record(contact_id))
+
+    assert sleep.waits == [3.0]
+    assert (len(hubspot.calls), len(hubspot.notes)) == (1, 1)
+
+
+async def test_endless_rate_limit_gives_up_having_written_nothing(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    hubspot.fail_next("POST", status=429, retry_after=1, times=None)
+
+    with pytest.raises(TemporarilyUnavailable):
+        await crm.log_call(call_record(contact_id))
+
+    assert (hubspot.calls, hubspot.notes) == ({}, {})
+    assert hubspot.ops() == ["calls.create"] * 4
+    assert sleep.waits == [1.0, 1.0, 1.0]
+
+
+async def test_retry_after_beyond_budget_fails_fast(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+) -> None:
+    hubspot.fail_next("contacts.search", status=429, retry_after=60)
+
+    with pytest.raises(TemporarilyUnavailable):
+        await crm.find_contact_by_phone(CALLER)
+    assert sleep.waits == []
+
+
+async def test_search_is_retried_after_server_errors(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+) -> None:
+    contact_id = hubspot.add_contact(phone=CALLER)
+    hubspot.fail_next("contacts.search", status=500, times=2)
+
+    contact = await crm.find_contact_by_phone(CALLER)
+
+    assert contact is not None and contact.id == contact_id
+    assert hubspot.ops() == ["contacts.search"] * 3
+    assert sleep.waits == [0.5, 1.0]
+
+
+async def test_server_error_on_create_is_unknown_outcome_not_retried(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    hubspot.fail_next("calls.create", status=502)
+
+    with pytest.raises(OutcomeUnknown):
+        await crm.log_call(call_record(contact_id))
+    assert hubspot.ops() == ["calls.create"]
+
+
+async def test_lost_answer_to_create_is_found_before_writing_again(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    record = call_record(contact_id)
+    hubspot.hang_next("calls.create", apply=True)  # stored, but the answer never comes
+
+    with pytest.raises(OutcomeUnknown):
+        await crm.log_call(record)
+    assert (len(hubspot.calls), len(hubspot.notes)) == (1, 0)
+
+    logged = await crm.log_call(record)
+
+    assert list(hubspot.calls) == [logged.call_engagement_id]
+    assert list(hubspot.notes) == [logged.note_id]
+    assert sleep.waits == [SEARCH_LAG_S]  # waited for the search index before trusting it
+    assert hubspot.ops().count("calls.create") == 1
+
+
+async def test_dropped_create_that_never_landed_is_written_on_retry(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    record = call_record(contact_id)
+    hubspot.drop_next("notes.create")  # connection reset before HubSpot stored anything
+
+    with pytest.raises(OutcomeUnknown):
+        await crm.log_call(record)
+    await crm.log_call(record)
+
+    assert (len(hubspot.calls), len(hubspot.notes)) == (1, 1)
+    assert hubspot.ops().count("calls.create") == 1
+    assert "notes.search" in hubspot.ops()
+
+
+# deals
+
+
+async def test_deal_is_created_once_and_associated(hubspot: FakeHubSpot, crm: HubSpotCrm) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    request = DealRequest(
+        call_id="call-7f3a", contact_id=contact_id, name="Acme, 20 seats", amount=12000
+    )
+
+    deal_id = await crm.create_deal(request)
+    again = await crm.create_deal(request)
+
+    assert again == deal_id
+    assert list(hubspot.deals) == [deal_id]
+    deal = hubspot.deals[deal_id].properties
+    assert (deal["dealname"], deal["amount"]) == ("Acme, 20 seats", "12000.00")
+    assert (deal["dealstage"], deal["pipeline"]) == ("appointmentscheduled", "default")
+    assert hubspot.associated_ids("deals", deal_id, "contacts") == [contact_id]
+
+
+async def test_deal_for_unknown_contact_is_invalid(hubspot: FakeHubSpot, crm: HubSpotCrm) -> None:
+    with pytest.raises(InvalidRequest):
+        await crm.create_deal(DealRequest(call_id="c", contact_id="424242", name="X"))
+    assert hubspot.deals == {}
+
+
+# access
+
+
+async def test_rejected_token_is_an_auth_error_naming_the_token(
+    hubspot: FakeHubSpot, sleep: RecordedSleep
+) -> None:
+    crm = make_crm(hubspot.base_url, "pat-na1-revoked", sleep)
+
+    with pytest.raises(HubSpotAuthError, match="token") as caught:
+        await crm.find_contact_by_phone(CALLER)
+    await crm.aclose()
+
+    assert isinstance(caught.value, InvalidRequest)
+    assert sleep.waits == []
+
+
+async def test_unreachable_hubspot_is_temporarily_unavailable(sleep: RecordedSleep) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    crm = make_crm(f"http://127.0.0.1:{port}", "token", sleep)
+
+    with pytest.raises(TemporarilyUnavailable):
+        await crm.log_call(call_record("1"))
+    await crm.aclose()
+
+    assert sleep.waits == [0.5, 1.0, 2.0]
