@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -204,8 +204,9 @@ class Outbox:
         delivered = 0
         for record, deal in self.pending():
             if not record.contact_id:
+                caller = record.from_number if record.direction == "inbound" else record.to_number
                 contact = await crm.upsert_contact(
-                    contact_id=None, phone_e164=record.from_number, properties={}
+                    contact_id=None, phone_e164=caller, properties={}
                 )
                 record = _with_contact(record, contact.id)
                 if deal is not None:
@@ -232,6 +233,3 @@ def _decode_record(text: str) -> CallRecord:
 
 def _decode_deal(text: str | None) -> DealRequest | None:
     return DealRequest(**json.loads(text)) if text else None
-
-
-__all__ = ["Outbox", "WrapUpResult", "asdict", "deliver", "transcript_text", "wrap_up"]

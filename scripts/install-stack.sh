@@ -164,8 +164,9 @@ main() {
   install_livekit_server
   if [ "$skip_sip" -eq 1 ]; then
     log "livekit-sip: skipped (--skip-sip)"
-  else
-    install_livekit_sip
+  elif ! ( install_livekit_sip ); then
+    # The rest of the stack is useful without it: the agent runs, only SIP calls can't.
+    log "WARNING: livekit-sip is not installed; the stack runs without the SIP bridge"
   fi
   log "done. Binaries in $BIN_DIR:"
   ls -1 "$BIN_DIR" | sed 's/^/[install-stack]   /'

@@ -108,9 +108,9 @@ class Step:
             ]
         if history_calls or self.say is None:
             return False
-        spoken = _normalize(message_text(message))
+        spoken, scripted = _normalize(message_text(message)), _normalize(self.say)
         # an interrupted reply is kept only up to what the caller heard
-        return bool(spoken) and _normalize(self.say).startswith(spoken)
+        return bool(spoken) and (scripted == spoken or scripted.startswith(spoken + " "))
 
 
 @dataclass(frozen=True)

@@ -24,85 +24,20 @@ import dataclasses
 import itertools
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from . import deepgram_messages as dg
 from ._server import StandinServer, WebSocketSender, add_common_arguments, serve_forever
 from .deepgram_messages import Transcript
+from .deepgram_session import DetectedUtterance, ListenOptions, ListenRecord, LiveSession
 from .speech import parse_wav
-from .speech_detect import EnergyDetector, SpeechEnd, SpeechStart
+from .speech_detect import EnergyDetector, SpeechEnd
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ListenOptions:
-    model: str
-    sample_rate: int
-    channels: int
-    interim_results: bool
-    vad_events: bool
-    endpointing: bool
-    punctuated: bool
-    utterance_end_ms: int | None
-    tags: tuple[str, ...]
-
-    @classmethod
-    def from_query(cls, query: Mapping[str, str], tags: Sequence[str]) -> ListenOptions:
-        encoding = query.get("encoding", "linear16")
-        if encoding != "linear16":
-            raise ValueError(f"this stand-in only decodes linear16, not {encoding}")
-
-        def flag(name: str, default: bool) -> bool:
-            return query.get(name, str(default)).lower() == "true"
-
-        utterance_end = query.get("utterance_end_ms")
-        return cls(
-            model=query.get("model", "nova-3"),
-            sample_rate=int(query.get("sample_rate", "16000")),
-            channels=int(query.get("channels", "1")),
-            interim_results=flag("interim_results", False),
-            vad_events=flag("vad_events", False),
-            endpointing=query.get("endpointing", "10").lower() != "false",
-            punctuated=flag("punctuate", False) or flag("smart_format", False),
-            utterance_end_ms=int(utterance_end) if utterance_end else None,
-            tags=tuple(tags),
-        )
-
-
-@dataclass(frozen=True)
-class DetectedUtterance:
-    start: float
-    end: float
-    text: str | None  # None once the script ran out
-
-
-@dataclass
-class ListenRecord:
-    """What one websocket (or REST request) received and answered, for assertions."""
-
-    request_id: str
-    params: dict[str, list[str]]
-    utterances: list[DetectedUtterance] = field(default_factory=list)
-    sent: list[dict[str, Any]] = field(default_factory=list)
-    control_messages: list[str] = field(default_factory=list)
-    audio_seconds: float = 0.0
-    closed: bool = False
-
-    @property
-    def final_texts(self) -> list[str]:
-        return [
-            alt["transcript"]
-            for m in self.sent
-            if m.get("type") == "Results" and m["is_final"]
-            for alt in m["channel"]["alternatives"][:1]
-            if alt["transcript"]
-        ]
 
 
 @dataclass
@@ -199,7 +134,16 @@ class DeepgramSTTStandin(StandinServer):
         await ws.prepare(request)
         self._track(ws)
         key = "tag:" + ",".join(opts.tags) if opts.tags else f"conn:{record.request_id}"
-        session = _LiveSession(self, opts, record, WebSocketSender(ws), call_key=key)
+        session = LiveSession(
+            opts=opts,
+            record=record,
+            sender=WebSocketSender(ws),
+            detector=self.new_detector(opts),
+            next_text=lambda: self.next_text(key),
+            final_delay_s=self.final_delay_ms / 1000,
+            interim_interval_s=self.interim_interval_ms / 1000,
+            confidence=self.confidence,
+        )
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
                 await session.on_audio(msg.data)
@@ -241,149 +185,20 @@ class DeepgramSTTStandin(StandinServer):
             text = self.next_text(key)
             record.utterances.append(DetectedUtterance(span.start, span.end, text))
             if text is not None:
-                transcripts.append(self._transcript(text, span.start, span.end, opts))
+                transcripts.append(
+                    Transcript(
+                        text=text,
+                        start=span.start,
+                        end=span.end,
+                        confidence=self.confidence,
+                        punctuated=opts.punctuated,
+                    )
+                )
         record.audio_seconds = detector.stream_time
         payload = dg.prerecorded(
             request_id=record.request_id, transcripts=transcripts, duration=detector.stream_time
         )
         return web.json_response(payload)
-
-    def _transcript(self, text: str, start: float, end: float, opts: ListenOptions) -> Transcript:
-        return Transcript(
-            text=text, start=start, end=end, confidence=self.confidence, punctuated=opts.punctuated
-        )
-
-
-@dataclass
-class _Utterance:
-    start: float
-    text: str | None
-    interims_sent: int = 0
-    finalized: bool = False  # a Finalize already delivered its text
-
-
-class _LiveSession:
-    def __init__(
-        self,
-        server: DeepgramSTTStandin,
-        opts: ListenOptions,
-        record: ListenRecord,
-        sender: WebSocketSender,
-        *,
-        call_key: str,
-    ) -> None:
-        self._server = server
-        self._opts = opts
-        self._record = record
-        self._sender = sender
-        self._call_key = call_key
-        self._detector = server.new_detector(opts)
-        self._current: _Utterance | None = None
-        self._pending: set[asyncio.Task[None]] = set()
-
-    async def on_audio(self, pcm: bytes) -> None:
-        for event in self._detector.push(pcm):
-            if isinstance(event, SpeechStart):
-                await self._begin(event)
-            else:
-                self._end(event)
-        self._record.audio_seconds = self._detector.stream_time
-        await self._maybe_send_interim()
-
-    async def on_finalize(self) -> None:
-        now = self._detector.stream_time
-        current = self._current
-        transcript = None
-        if current is not None and current.text is not None and not current.finalized:
-            transcript = self._server._transcript(current.text, current.start, now, self._opts)
-            current.finalized = True
-        await self._send(
-            dg.results(
-                request_id=self._record.request_id,
-                transcript=transcript,
-                start=current.start if current else now,
-                end=now,
-                is_final=True,
-                speech_final=False,
-                from_finalize=True,
-            )
-        )
-
-    async def finish(self) -> None:
-        for event in self._detector.flush():
-            if isinstance(event, SpeechEnd):
-                self._end(event)
-        if self._pending:
-            await asyncio.gather(*self._pending)
-        await self._send(
-            dg.metadata(
-                request_id=self._record.request_id,
-                duration=self._detector.stream_time,
-                channels=self._opts.channels,
-            )
-        )
-
-    async def _begin(self, event: SpeechStart) -> None:
-        self._current = _Utterance(start=event.start, text=self._server.next_text(self._call_key))
-        if self._opts.vad_events:
-            await self._send(dg.speech_started(event.start))
-
-    def _end(self, event: SpeechEnd) -> None:
-        current, self._current = self._current, None
-        if current is None:
-            return
-        self._record.utterances.append(DetectedUtterance(event.start, event.end, current.text))
-        task = asyncio.create_task(self._send_final(current, event))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _send_final(self, utterance: _Utterance, event: SpeechEnd) -> None:
-        await asyncio.sleep(self._server.final_delay_ms / 1000)
-        transcript = None
-        if utterance.text is not None and not utterance.finalized:
-            transcript = self._server._transcript(
-                utterance.text, event.start, event.end, self._opts
-            )
-        await self._send(
-            dg.results(
-                request_id=self._record.request_id,
-                transcript=transcript,
-                start=event.start,
-                end=event.end,
-                is_final=True,
-                speech_final=self._opts.endpointing,
-            )
-        )
-        if self._opts.utterance_end_ms is not None:
-            await self._send(dg.utterance_end(event.end))
-
-    async def _maybe_send_interim(self) -> None:
-        current = self._current
-        interval = self._server.interim_interval_ms / 1000
-        if not (self._opts.interim_results and interval > 0 and current and current.text):
-            return
-        if current.finalized:
-            return
-        now = self._detector.stream_time
-        due = int((now - current.start) / interval)
-        if due <= current.interims_sent:
-            return
-        current.interims_sent = due
-        full = self._server._transcript(current.text, current.start, now, self._opts)
-        await self._send(
-            dg.results(
-                request_id=self._record.request_id,
-                transcript=full.head(due),
-                start=current.start,
-                end=now,
-                is_final=False,
-                speech_final=False,
-            )
-        )
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        if await self._sender.send_json(message):
-            self._record.sent.append(message)
 
 
 def _control_type(data: str) -> str:

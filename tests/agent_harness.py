@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import Any
 
 from livekit.agents import AgentSession
 
 from agent.sales_agent import SalesAgent
 from agent.state import CallState, Services
 from tests.scripted_llm import ScriptedLLM, Step
-
-
 
 
 class Hangups:
@@ -48,6 +44,3 @@ async def running_agent(
     async with AgentSession[CallState](llm=scripted, userdata=state) as session:
         await session.start(SalesAgent(state))
         yield session, scripted, hangups
-
-
-__all__ = ["Hangups", "new_call", "replace", "running_agent", "Any"]

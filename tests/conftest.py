@@ -30,15 +30,59 @@ def clock() -> Iterator[Clock]:
     yield Clock()
 
 
-@pytest.fixture(params=["embedded"])
+@pytest.fixture(params=["embedded", "vendor"])
 def world(request, tmp_path, clock):
+    """Where a test call's CRM and calendar live: the embedded SQLite backends, or the real
+    HubSpot and Google clients talking to the local fake servers."""
     from agent.wrapup import Outbox
+
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    if request.param == "embedded":
+        yield from _embedded_world(tmp_path, clock, outbox)
+    else:
+        yield from _vendor_world(tmp_path, clock, outbox)
+
+
+def _embedded_world(tmp_path, clock, outbox):
     from tests.worlds import EmbeddedWorld, make_services
     from tools.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "embedded.sqlite3", now=clock)
     services = make_services(EmbeddedCrm(store), EmbeddedCalendar(store), clock)
     built = EmbeddedWorld(store.path, services)
-    built.outbox = Outbox(tmp_path / "outbox.sqlite3")
+    built.outbox = outbox
     yield built
     store.close()
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+def _vendor_world(tmp_path, clock, outbox):
+    import json
+
+    from tests.fakes.google_calendar import FakeGoogleCalendar
+    from tests.fakes.hubspot import FakeHubSpot
+    from tests.worlds import VendorWorld, make_services
+    from tools.google_calendar import GoogleCalendar, RetryPolicy
+    from tools.hubspot_crm import HubSpotCrm
+
+    with FakeHubSpot() as hubspot, FakeGoogleCalendar(calendar_id="sales@example.com") as google:
+        key_file = tmp_path / "service-account.json"
+        key_file.write_text(json.dumps(google.new_service_account_key("agent@example.iam")))
+        calendar = GoogleCalendar.from_service_account(
+            key_file,
+            delegated_user="rep@example.com",
+            calendar_id="sales@example.com",
+            base_url=google.base_url,
+            timeout_s=2.0,
+            retry=RetryPolicy(attempts=3, first_delay_s=0.01, sleep=_no_sleep),
+        )
+        crm = HubSpotCrm(
+            hubspot.token, base_url=hubspot.base_url, timeout_s=2.0, sleep=_no_sleep,
+            search_lag_s=0.0,
+        )  # fmt: skip
+        built = VendorWorld(hubspot, google, make_services(crm, calendar, clock))
+        built.outbox = outbox
+        yield built

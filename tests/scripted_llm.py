@@ -67,7 +67,9 @@ class ScriptedLLM(llm.LLM):
         **_: Any,
     ) -> llm.LLMStream:
         self.tools_offered.append([getattr(t, "id", str(t)) for t in tools or []])
-        return _ScriptedStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
+        return _ScriptedStream(
+            self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options
+        )
 
 
 class _ScriptedStream(llm.LLMStream):
@@ -81,7 +83,9 @@ class _ScriptedStream(llm.LLMStream):
         if step.text:
             for word in step.text.split(" "):
                 self._event_ch.send_nowait(
-                    ChatChunk(id=request_id, delta=ChoiceDelta(role="assistant", content=word + " "))
+                    ChatChunk(
+                        id=request_id, delta=ChoiceDelta(role="assistant", content=word + " ")
+                    )
                 )
         calls = [
             FunctionToolCall(

@@ -11,8 +11,8 @@ import pytest
 
 import prompts
 from agent.sales_agent import greeting
-from agent.wrapup import Outbox, wrap_up
 from agent.worker import start_call_state
+from agent.wrapup import Outbox, wrap_up
 from tests.agent_harness import new_call, running_agent
 from tests.scripted_llm import Call, Step, call, say, tool_output
 from tools.scheduling import Calendar, Event, EventRequest, Interval
@@ -107,8 +107,10 @@ async def test_new_lead_is_qualified_and_booked(world):
 
 async def test_disqualified_lead_is_closed_politely(world):
     steps = [
-        call("record_qualification", {"existing_customer": False, "need": "pipeline reports",
-                                      "crm_system": "none"}),  # fmt: skip
+        call(
+            "record_qualification",
+            {"existing_customer": False, "need": "pipeline reports", "crm_system": "none"},
+        ),
         say("Thanks for telling me."),
         Step(text="Best of luck.", calls=[Call("end_call", {"outcome": "disqualified"})]),
     ]
@@ -134,7 +136,10 @@ async def test_slot_taken_between_offer_and_booking_offers_another(world):
         say("I have Tuesday at ten."),
         call("book_meeting", first_offered),
         say("Sorry, that one just went. How about another?"),
-        call("book_meeting", lambda ctx: {"start": tool_output(ctx, "book_meeting")["slots"][0]["start"]}),
+        call(
+            "book_meeting",
+            lambda ctx: {"start": tool_output(ctx, "book_meeting")["slots"][0]["start"]},
+        ),
         say("Booked."),
     ]
     async with running_agent(state, steps) as (session, _llm, _h):
@@ -208,11 +213,15 @@ async def test_past_and_impossible_dates_get_clear_errors(world):
     state = new_call(world.services, caller_phone=CALLER)
     yesterday = (world.services.now() - timedelta(days=1)).date().isoformat()
     steps = [
-        Step(calls=[Call("set_time_zone", {"time_zone": "Eastern"}),
-                    Call("offer_slots", {"day": yesterday}),
-                    Call("offer_slots", {"day": "2026-02-30"}),
-                    Call("book_meeting", {"start": "2026-11-24T03:00:00-05:00"}),
-                    Call("save_contact_details", {"email": "jane at acme"})]),  # fmt: skip
+        Step(
+            calls=[
+                Call("set_time_zone", {"time_zone": "Eastern"}),
+                Call("offer_slots", {"day": yesterday}),
+                Call("offer_slots", {"day": "2026-02-30"}),
+                Call("book_meeting", {"start": "2026-11-24T03:00:00-05:00"}),
+                Call("save_contact_details", {"email": "jane at acme"}),
+            ]
+        ),
         say("Sorry, which day did you mean?"),
     ]
     async with running_agent(state, steps) as (session, _llm, _h):
@@ -220,7 +229,9 @@ async def test_past_and_impossible_dates_get_clear_errors(world):
     errors = [e.item for e in result.events if e.type == "function_call_output" and e.item.is_error]
     assert len(errors) == 4
     assert "in the past" in errors[0].output and "not a date" in errors[1].output
-    assert "outside our meeting hours" in errors[2].output and "not a valid email" in errors[3].output
+    assert (
+        "outside our meeting hours" in errors[2].output and "not a valid email" in errors[3].output
+    )
     assert world.events() == [] and world.contacts() == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,48 +21,55 @@ STARTED = datetime(2025, 3, 4, 15, 30, tzinfo=UTC)
 SEARCH_LAG_S = 10.0
 
 
-class RecordedSleep:
-    """Stands in for ``asyncio.sleep``: remembers each wait instead of waiting."""
+class FakeTime:
+    """One clock for the fake's search lag and the client's waits: a wait is recorded and
+    moves time on at once, so tests never sleep and lag is modelled end to end."""
 
     def __init__(self) -> None:
+        self.now = 1000.0
         self.waits: list[float] = []
 
-    async def __call__(self, seconds: float) -> None:
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
 
 
 @pytest.fixture
-def hubspot() -> Iterator[FakeHubSpot]:
-    with FakeHubSpot() as fake:
+def clock() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def hubspot(clock: FakeTime) -> Iterator[FakeHubSpot]:
+    with FakeHubSpot(search_lag_s=SEARCH_LAG_S, clock=clock.monotonic) as fake:
         yield fake
 
 
-@pytest.fixture
-def sleep() -> RecordedSleep:
-    return RecordedSleep()
-
-
 def make_crm(
-    base_url: str,
-    token: str,
-    sleep: RecordedSleep,
+    hubspot: FakeHubSpot,
+    clock: FakeTime,
     *,
+    token: str | None = None,
+    base_url: str | None = None,
     call_dispositions: dict[str, str] | None = None,
 ) -> HubSpotCrm:
     return HubSpotCrm(
-        token,
-        base_url=base_url,
+        hubspot.token if token is None else token,
+        base_url=hubspot.base_url if base_url is None else base_url,
         timeout_s=0.5,
-        sleep=sleep,
+        sleep=clock.sleep,
         search_lag_s=SEARCH_LAG_S,
-        monotonic=lambda: 1000.0,  # frozen: waits are computed, never measured
+        monotonic=clock.monotonic,
         call_dispositions=call_dispositions,
     )
 
 
 @pytest.fixture
-async def crm(hubspot: FakeHubSpot, sleep: RecordedSleep) -> AsyncIterator[HubSpotCrm]:
-    crm = make_crm(hubspot.base_url, hubspot.token, sleep)
+async def crm(hubspot: FakeHubSpot, clock: FakeTime) -> AsyncIterator[HubSpotCrm]:
+    crm = make_crm(hubspot, clock)
     yield crm
     await crm.aclose()
 
@@ -198,7 +206,7 @@ async def test_update_of_unknown_contact_is_invalid(crm: HubSpotCrm) -> None:
 
 
 async def test_update_is_retried_after_server_error(
-    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
 ) -> None:
     contact_id = hubspot.add_contact(firstname="Ada")
     hubspot.fail_next("contacts.update", status=503)
@@ -206,11 +214,11 @@ async def test_update_is_retried_after_server_error(
     await crm.upsert_contact(contact_id=contact_id, phone_e164=None, properties={"city": "Oslo"})
 
     assert hubspot.contacts[contact_id].properties["city"] == "Oslo"
-    assert sleep.waits == [0.5]
+    assert clock.waits == [0.5]
 
 
 async def test_contact_create_with_lost_answer_is_settled_by_phone_lookup(
-    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
 ) -> None:
     hubspot.hang_next("contacts.create", apply=True)
     with pytest.raises(OutcomeUnknown):
@@ -222,7 +230,7 @@ async def test_contact_create_with_lost_answer_is_settled_by_phone_lookup(
 
     assert list(hubspot.contacts) == [contact.id]
     assert hubspot.contacts[contact.id].properties["firstname"] == "Ada"
-    assert sleep.waits == [SEARCH_LAG_S]
+    assert clock.waits == [SEARCH_LAG_S]
 
 
 # calls and notes
@@ -252,10 +260,8 @@ async def test_log_call_writes_one_call_and_one_note_on_the_contact(
     }
 
 
-async def test_mapped_disposition_is_written(hubspot: FakeHubSpot, sleep: RecordedSleep) -> None:
-    crm = make_crm(
-        hubspot.base_url, hubspot.token, sleep, call_dispositions={"connected": "f240bbac"}
-    )
+async def test_mapped_disposition_is_written(hubspot: FakeHubSpot, clock: FakeTime) -> None:
+    crm = make_crm(hubspot, clock, call_dispositions={"connected": "f240bbac"})
     contact_id = hubspot.add_contact(firstname="Ada")
 
     logged = await crm.log_call(call_record(contact_id))
@@ -277,44 +283,60 @@ async def test_logging_the_same_call_twice_writes_it_once(
     assert (len(hubspot.calls), len(hubspot.notes)) == (1, 1)
 
 
+async def test_replay_from_another_process_adopts_what_was_written(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    record = call_record(contact_id)
+    first = await crm.log_call(record)
+    clock.now += SEARCH_LAG_S  # an outbox replay comes later, from a fresh worker
+
+    fresh = make_crm(hubspot, clock)
+    second = await fresh.log_call(record)
+    await fresh.aclose()
+
+    assert second == first
+    assert (len(hubspot.calls), len(hubspot.notes)) == (1, 1)
+
+
 async def test_rate_limit_waits_retry_after_then_succeeds(
-    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
 ) -> None:
     contact_id = hubspot.add_contact(firstname="Ada")
     hubspot.fail_next("calls.create", status=429, retry_after=3)
 
     await crm.log_call(call_record(contact_id))
 
-    assert sleep.waits == [3.0]
+    assert clock.waits == [3.0]
     assert (len(hubspot.calls), len(hubspot.notes)) == (1, 1)
 
 
 async def test_endless_rate_limit_gives_up_having_written_nothing(
-    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
 ) -> None:
     contact_id = hubspot.add_contact(firstname="Ada")
-    hubspot.fail_next("POST", status=429, retry_after=1, times=None)
+    hubspot.fail_next("calls.create", status=429, retry_after=1, times=None)
 
     with pytest.raises(TemporarilyUnavailable):
         await crm.log_call(call_record(contact_id))
 
     assert (hubspot.calls, hubspot.notes) == ({}, {})
-    assert hubspot.ops() == ["calls.create"] * 4
-    assert sleep.waits == [1.0, 1.0, 1.0]
+    assert hubspot.ops() == ["calls.search"] + ["calls.create"] * 4
+    assert clock.waits == [1.0, 1.0, 1.0]
 
 
 async def test_retry_after_beyond_budget_fails_fast(
-    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
 ) -> None:
     hubspot.fail_next("contacts.search", status=429, retry_after=60)
 
     with pytest.raises(TemporarilyUnavailable):
         await crm.find_contact_by_phone(CALLER)
-    assert sleep.waits == []
+    assert clock.waits == []
 
 
 async def test_search_is_retried_after_server_errors(
-    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
 ) -> None:
     contact_id = hubspot.add_contact(phone=CALLER)
     hubspot.fail_next("contacts.search", status=500, times=2)
@@ -323,7 +345,7 @@ async def test_search_is_retried_after_server_errors(
 
     assert contact is not None and contact.id == contact_id
     assert hubspot.ops() == ["contacts.search"] * 3
-    assert sleep.waits == [0.5, 1.0]
+    assert clock.waits == [0.5, 1.0]
 
 
 async def test_server_error_on_create_is_unknown_outcome_not_retried(
@@ -334,11 +356,11 @@ async def test_server_error_on_create_is_unknown_outcome_not_retried(
 
     with pytest.raises(OutcomeUnknown):
         await crm.log_call(call_record(contact_id))
-    assert hubspot.ops() == ["calls.create"]
+    assert hubspot.ops() == ["calls.search", "calls.create"]
 
 
 async def test_lost_answer_to_create_is_found_before_writing_again(
-    hubspot: FakeHubSpot, crm: HubSpotCrm, sleep: RecordedSleep
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
 ) -> None:
     contact_id = hubspot.add_contact(firstname="Ada")
     record = call_record(contact_id)
@@ -352,8 +374,24 @@ async def test_lost_answer_to_create_is_found_before_writing_again(
 
     assert list(hubspot.calls) == [logged.call_engagement_id]
     assert list(hubspot.notes) == [logged.note_id]
-    assert sleep.waits == [SEARCH_LAG_S]  # waited for the search index before trusting it
+    assert clock.waits == [SEARCH_LAG_S]  # waited for the search index before trusting it
     assert hubspot.ops().count("calls.create") == 1
+
+
+async def test_create_cancelled_by_the_caller_is_treated_as_lost(
+    hubspot: FakeHubSpot, crm: HubSpotCrm, clock: FakeTime
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada")
+    record = call_record(contact_id)
+    hubspot.hang_next("calls.create", apply=True)
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.25):  # the wrap-up's own deadline
+            await crm.log_call(record)
+    await crm.log_call(record)
+
+    assert (len(hubspot.calls), len(hubspot.notes)) == (1, 1)
+    assert clock.waits == [SEARCH_LAG_S]
 
 
 async def test_dropped_create_that_never_landed_is_written_on_retry(
@@ -402,26 +440,29 @@ async def test_deal_for_unknown_contact_is_invalid(hubspot: FakeHubSpot, crm: Hu
 
 
 async def test_rejected_token_is_an_auth_error_naming_the_token(
-    hubspot: FakeHubSpot, sleep: RecordedSleep
+    hubspot: FakeHubSpot, clock: FakeTime
 ) -> None:
-    crm = make_crm(hubspot.base_url, "pat-na1-revoked", sleep)
+    crm = make_crm(hubspot, clock, token="pat-na1-revoked")
 
     with pytest.raises(HubSpotAuthError, match="token") as caught:
         await crm.find_contact_by_phone(CALLER)
     await crm.aclose()
 
     assert isinstance(caught.value, InvalidRequest)
-    assert sleep.waits == []
+    assert clock.waits == []
 
 
-async def test_unreachable_hubspot_is_temporarily_unavailable(sleep: RecordedSleep) -> None:
+async def test_unreachable_hubspot_is_temporarily_unavailable(
+    hubspot: FakeHubSpot, clock: FakeTime
+) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    crm = make_crm(f"http://127.0.0.1:{port}", "token", sleep)
+    crm = make_crm(hubspot, clock, base_url=f"http://127.0.0.1:{port}")
 
+    # Never connected, so nothing was sent: even a create is retried, then reported as down.
     with pytest.raises(TemporarilyUnavailable):
-        await crm.log_call(call_record("1"))
+        await crm.upsert_contact(contact_id=None, phone_e164=CALLER, properties={})
     await crm.aclose()
 
-    assert sleep.waits == [0.5, 1.0, 2.0]
+    assert clock.waits == [0.5, 1.0, 2.0]

@@ -15,7 +15,7 @@ import aiohttp
 import numpy as np
 import pytest
 from livekit import rtc
-from livekit.agents import llm, stt
+from livekit.agents import Agent, AgentSession, RunResult, llm, stt
 from livekit.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, function_tool
 from livekit.plugins import cartesia, deepgram, openai
 
@@ -29,17 +29,15 @@ pytestmark = pytest.mark.integration
 
 CALLER_RATE = 16000
 PHONE = "+15551234567"
-SCRIPT = ChatScript.from_data(
+SCRIPT_STEPS = [
     {
-        "fallback": "Sorry, could you say that again?",
-        "steps": [
-            {
-                "when": {"last_user_contains": "premium"},
-                "tool_calls": [{"name": "lookup_contact", "arguments": {"phone": PHONE}}],
-            },
-            {"when": {"last_tool": "lookup_contact"}, "say": "Thanks Dana, I found your account."},
-        ],
-    }
+        "when": {"last_user_contains": "premium"},
+        "tool_calls": [{"name": "lookup_contact", "arguments": {"phone": PHONE}}],
+    },
+    {"when": {"last_tool": "lookup_contact"}, "say": "Thanks Dana, I found your account."},
+]
+SCRIPT = ChatScript.from_data(
+    {"fallback": "Sorry, could you say that again?", "steps": SCRIPT_STEPS}
 )
 
 
@@ -188,6 +186,47 @@ async def test_llm_non_streaming_request(
     assert message["tool_calls"][0]["function"]["name"] == "lookup_contact"
     assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"phone": PHONE}
     assert denied_status == 401
+
+
+class _SalesAgent(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a sales assistant for Acme.")
+
+    @function_tool
+    async def lookup_contact(self, phone: str) -> str:
+        """Find the CRM contact that owns a phone number."""
+        return "Dana"
+
+
+async def test_llm_script_drives_a_real_agent_session(chat_server: OpenAIChatStandin) -> None:
+    chat_server.script = ChatScript.from_data(
+        {"steps": [{"say": "Hi, this is Sam from Acme."}, *SCRIPT_STEPS]}
+    )
+    chat_server.ttft_ms = 0
+    turns = []
+
+    async with (
+        openai.LLM(base_url=chat_server.base_url, api_key="test") as model,
+        AgentSession(llm=model) as session,
+    ):
+        await session.start(_SalesAgent())
+        for user_text in ["Hello?", "Tell me about premium."]:
+            result: RunResult[None] = await session.run(user_input=user_text)
+            turns.append(
+                [
+                    (ev.item.name, json.loads(ev.item.arguments))
+                    if isinstance(ev.item, FunctionCall)
+                    else ev.item.type
+                    for ev in result.events
+                ]
+            )
+
+    assert turns == [
+        ["message"],
+        [("lookup_contact", {"phone": PHONE}), "function_call_output", "message"],
+    ]
+    assert [r.step_index for r in chat_server.requests] == [0, 1, 2]
+    assert chat_server.requests[-1].messages[-1]["content"] == "Dana"
 
 
 # --- Deepgram live STT --------------------------------------------------------------------

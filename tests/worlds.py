@@ -119,3 +119,70 @@ class EmbeddedWorld:
             )
             for r in self._rows("SELECT * FROM events WHERE summary != 'busy'")
         ]
+
+
+class VendorWorld:
+    """The real HubSpot and Google clients against the local fake servers."""
+
+    def __init__(self, hubspot: Any, google: Any, services: Services) -> None:
+        self.hubspot = hubspot
+        self.google = google
+        self.services = services
+
+    def seed_contact(self, *, phone: str, **properties: str) -> str:
+        return str(self.hubspot.add_contact(phone=phone, **properties))
+
+    def seed_busy(self, start: datetime, end: datetime) -> None:
+        self.google.add_event(start=start, end=end, summary="busy")
+
+    def _contact_of(self, object_type: str, object_id: str) -> str | None:
+        ids = self.hubspot.associated_ids(object_type, object_id, "contacts")
+        return ids[0] if ids else None
+
+    def contacts(self) -> list[dict[str, Any]]:
+        return [{"id": cid, **r.properties} for cid, r in self.hubspot.contacts.items()]
+
+    def logged_calls(self) -> list[dict[str, Any]]:
+        notes = {self._contact_of("notes", nid): r for nid, r in self.hubspot.notes.items()}
+        calls = []
+        for cid, record in self.hubspot.calls.items():
+            body = record.properties.get("hs_call_body", "")
+            contact = self._contact_of("calls", cid)
+            note = notes.get(contact)
+            calls.append(
+                {
+                    "contact_id": contact,
+                    "disposition": _between(body, "Outcome: ", "<"),
+                    "transcript": note.properties["hs_note_body"] if note else "",
+                    "direction": record.properties.get("hs_call_direction"),
+                }
+            )
+        return calls
+
+    def notes(self) -> list[str]:
+        return [r.properties["hs_note_body"] for r in self.hubspot.notes.values()]
+
+    def deals(self) -> list[dict[str, Any]]:
+        return [
+            {"contact_id": self._contact_of("deals", did), **r.properties}
+            for did, r in self.hubspot.deals.items()
+        ]
+
+    def events(self) -> list[SeenEvent]:
+        return [
+            SeenEvent(
+                id=e["id"],
+                start=datetime.fromisoformat(e["start"]["dateTime"]),
+                attendees=tuple(a["email"] for a in e.get("attendees", [])),
+                status=e["status"],
+                meet_link=e.get("hangoutLink"),
+            )
+            for e in self.google.events.values()
+            if e.get("summary") != "busy" and e["status"] == "confirmed"
+        ]
+
+
+def _between(text: str, start: str, end: str) -> str | None:
+    if start not in text:
+        return None
+    return text.rsplit(start, 1)[1].split(end, 1)[0]

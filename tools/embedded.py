@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS calls (
     call_id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, engagement_id TEXT NOT NULL,
     note_id TEXT NOT NULL, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deals (
-    call_id TEXT PRIMARY KEY, deal_id TEXT NOT NULL, contact_id TEXT NOT NULL, record TEXT NOT NULL);
+    call_id TEXT PRIMARY KEY, deal_id TEXT NOT NULL, contact_id TEXT NOT NULL,
+    record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, start TEXT NOT NULL, "end" TEXT NOT NULL, time_zone TEXT NOT NULL,
     summary TEXT NOT NULL, description TEXT NOT NULL, attendees TEXT NOT NULL,
@@ -228,7 +229,9 @@ class EmbeddedCalendar:
                     raise EventConflict(f"event {request.event_id} exists at another time")
                 if existing.status != "confirmed":
                     db.execute("UPDATE events SET status='confirmed' WHERE id=?", (existing.id,))
-                return _event(db.execute("SELECT * FROM events WHERE id=?", (existing.id,)).fetchone())
+                return _event(
+                    db.execute("SELECT * FROM events WHERE id=?", (existing.id,)).fetchone()
+                )
             attendees = [request.attendee_email] if request.attendee_email else []
             link = f"local://meet/{request.event_id}" if request.with_meet_link else None
             db.execute(
@@ -237,7 +240,9 @@ class EmbeddedCalendar:
                  request.time_zone, request.summary, request.description,
                  json.dumps(attendees), link),
             )  # fmt: skip
-            return _event(db.execute("SELECT * FROM events WHERE id=?", (request.event_id,)).fetchone())
+            return _event(
+                db.execute("SELECT * FROM events WHERE id=?", (request.event_id,)).fetchone()
+            )
 
         return await self._store.run(write)
 
@@ -257,7 +262,7 @@ class EmbeddedCalendar:
     async def move_event(self, event_id: str, *, start: datetime, end: datetime) -> Event:
         def write(db: sqlite3.Connection) -> Event:
             cur = db.execute(
-                'UPDATE events SET start = ?, "end" = ? WHERE id = ? AND status = \'confirmed\'',
+                "UPDATE events SET start = ?, \"end\" = ? WHERE id = ? AND status = 'confirmed'",
                 (start.isoformat(), end.isoformat(), event_id),
             )
             if cur.rowcount == 0:

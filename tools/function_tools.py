@@ -18,7 +18,7 @@ from pydantic import Field
 import prompts
 from agent.state import CallState  # runtime import: LiveKit resolves tool type hints
 from tools.crm import Contact, CrmConflict
-from tools.errors import IntegrationError, InvalidRequest, OutcomeUnknown, TemporarilyUnavailable
+from tools.errors import IntegrationError, OutcomeUnknown, TemporarilyUnavailable
 from tools.scheduling import Event, EventRequest, Interval
 from tools.slots import (
     InvalidTimeZone,
@@ -259,7 +259,7 @@ async def offer_slots(
     return as_json(_offer_payload(state, state.offered))
 
 
-def _offer_payload(state: CallState, slots: list[Interval]) -> str:
+def _offer_payload(state: CallState, slots: list[Interval]) -> dict[str, Any]:
     assert state.caller_zone is not None
     payload: dict[str, Any] = {
         "slots": [
@@ -345,7 +345,7 @@ async def book_meeting(
     return as_json(_booked_payload(state))
 
 
-async def _slot_taken(state: CallState) -> str:
+async def _slot_taken(state: CallState) -> dict[str, Any]:
     now = state.now()
     assert state.caller_zone is not None
     hours = state.services.hours
@@ -387,7 +387,7 @@ async def _create_event(state: CallState, slot: Interval) -> Event:
     return await state.services.calendar.create_event(request)
 
 
-def _booked_payload(state: CallState) -> str:
+def _booked_payload(state: CallState) -> dict[str, Any]:
     assert state.booking is not None and state.caller_zone is not None
     return {
         "booked": True,

@@ -11,15 +11,14 @@ guard, and every vendor failure is translated here into ``tools.errors`` terms:
 - Retries exhausted: ``TemporarilyUnavailable``. 401/403: ``HubSpotAuthError``. 409:
   ``CrmConflict``. Other 4xx: ``InvalidRequest``.
 
-Idempotency of ``log_call`` and ``create_deal``: the call id is the key. Each created id is
-kept in memory per (object type, call id), so a repeated write returns it without a request.
-Each record also carries a marker token derived from the call id (in the call title, the
-note body and the deal description). After an ``OutcomeUnknown``, the next attempt for that
-key first waits out HubSpot's search lag (``search_lag_s`` after the failed create), then
-searches for the marker with ``CONTAINS_TOKEN`` and adopts what it finds; only when nothing
-is found does it create. A contact create whose outcome is unknown is settled the same way,
-by a phone lookup. The memory is per process: a retry from another process after a restart
-would rely on the search alone, which HubSpot's index may not have caught up with.
+Idempotency of ``log_call`` and ``create_deal``: the call id is the key. Each record carries
+a marker token derived from it (in the call title, the note body, the deal description), and
+is created only after a ``CONTAINS_TOKEN`` search for that marker finds nothing, so a replay
+from another process (the wrap-up outbox) adopts what an earlier attempt wrote. Ids are also
+kept in memory per (object type, call id): a repeat in this process sends nothing. After an
+``OutcomeUnknown`` (or a cancelled create), the next attempt first waits until
+``search_lag_s`` has passed since, because HubSpot's search index trails writes. A contact
+create whose outcome is unknown is settled the same way in this process, by a phone lookup.
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ import hubspot.crm.objects.notes as notes_api
 import phonenumbers
 import urllib3
 from hubspot import HubSpot
-from hubspot.discovery.discovery_base import DiscoveryBase
 from urllib3.util.retry import Retry
 
 from tools.crm import (
@@ -101,28 +99,6 @@ class _Retryable(Exception):
         self.reason, self.maybe_applied, self.retry_after = reason, maybe_applied, retry_after
 
 
-class _SharedApiClients:
-    """hubspot-api-client's ``api_factory`` hook: one ApiClient (one connection pool) per
-    generated package, instead of a new one each time an API object is asked for."""
-
-    def __init__(self) -> None:
-        self._clients: dict[str, Any] = {}
-
-    def __call__(self, package: Any, api_name: str, config: dict[str, Any]) -> Any:
-        client = self._clients.get(package.__name__)
-        if client is not None:
-            return getattr(package, api_name)(api_client=client)
-        api = DiscoveryBase._default_api_factory(package, api_name, config)
-        self._clients[package.__name__] = api.api_client
-        return api
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-            client.rest_client.pool_manager.clear()
-        self._clients.clear()
-
-
 class HubSpotCrm:
     """The ``Crm`` protocol on a HubSpot portal, authenticated by a private app token."""
 
@@ -146,28 +122,14 @@ class HubSpotCrm:
         """``call_dispositions`` maps our dispositions to the portal's disposition GUIDs;
         unmapped ones are left out of the call. ``search_lag_s`` is how long HubSpot's
         search may trail a write."""
-        self._apis = _SharedApiClients()
         # urllib3 must not retry on its own: only this class knows which requests are safe.
-        client = HubSpot(
-            access_token=access_token,
-            host=base_url.rstrip("/"),
-            retry=Retry(total=False),
-            api_factory=self._apis,
-        )
-        crm = client.crm
-        self._contacts = _ObjectApi(
-            "contacts", contacts_api, crm.contacts.basic_api, crm.contacts.search_api, None
-        )
-        calls, notes = crm.objects.calls, crm.objects.notes
-        self._calls = _ObjectApi(
-            "calls", calls_api, calls.basic_api, calls.search_api, "hs_call_title"
-        )
-        self._notes = _ObjectApi(
-            "notes", notes_api, notes.basic_api, notes.search_api, "hs_note_body"
-        )
-        self._deals = _ObjectApi(
-            "deals", deals_api, crm.deals.basic_api, crm.deals.search_api, "description"
-        )
+        crm = HubSpot(
+            access_token=access_token, host=base_url.rstrip("/"), retry=Retry(total=False)
+        ).crm
+        self._contacts = _object_api("contacts", contacts_api, crm.contacts, None)
+        self._calls = _object_api("calls", calls_api, crm.objects.calls, "hs_call_title")
+        self._notes = _object_api("notes", notes_api, crm.objects.notes, "hs_note_body")
+        self._deals = _object_api("deals", deals_api, crm.deals, "description")
         self._timeout_s = timeout_s
         self._max_attempts = max(1, max_attempts)
         self._sleep = sleep
@@ -204,6 +166,8 @@ class HubSpotCrm:
     async def upsert_contact(
         self, *, contact_id: str | None, phone_e164: str | None, properties: dict[str, str]
     ) -> Contact:
+        """On update ``phone_e164`` is not written: the contact was found by that number, and
+        writing it could clobber a different number stored in ``phone``."""
         props = _writable(properties)
         if contact_id is not None:
             return await self._update_contact(contact_id, props)
@@ -420,7 +384,19 @@ class HubSpotCrm:
             raise _Retryable("unreadable answer", maybe_applied=True) from exc
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._apis.close)
+        await asyncio.to_thread(self._close_pools)
+
+    def _close_pools(self) -> None:
+        for api in (self._contacts, self._calls, self._notes, self._deals):
+            api.basic.api_client.close()
+            api.basic.api_client.rest_client.pool_manager.clear()
+
+
+def _object_api(name: str, models: Any, discovery: Any, marker_property: str | None) -> _ObjectApi:
+    """The basic and search APIs of one object type, sharing one ApiClient (one pool)."""
+    basic = discovery.basic_api
+    search = models.SearchApi(api_client=basic.api_client)
+    return _ObjectApi(name, models, basic, search, marker_property)
 
 
 def _translate_status(exc: Any) -> IntegrationError | _Retryable:

@@ -58,13 +58,11 @@ class Criteria:
         """Parameters of the qualification tool: one optional property per field."""
         props: dict[str, Any] = {}
         for c in self.fields:
-            schema: dict[str, Any] = {
-                "text": {"type": "string"},
-                "integer": {"type": "integer"},
-                "number": {"type": "number"},
-                "boolean": {"type": "boolean"},
-                "choice": {"type": "string", "enum": list(c.options)},
-            }[c.type]
+            schema: dict[str, Any] = (
+                {"type": "string", "enum": list(c.options)}
+                if c.type == "choice"
+                else {"type": {"text": "string"}.get(c.type, c.type)}
+            )
             props[c.key] = {**schema, "description": c.question}
         return {"type": "object", "properties": props, "required": []}
 
@@ -138,7 +136,7 @@ def coerce_answer(criterion: Criterion, value: Any) -> Any:
         number = _parse_number(value)
         if number is None or number < 0:
             raise InvalidAnswer(f"{criterion.key} must be a number")
-        return int(round(number)) if criterion.type == "integer" else number
+        return round(number) if criterion.type == "integer" else number
     choice = str(value).strip().lower().replace(" ", "_").replace("-", "_")
     if choice not in criterion.options:
         raise InvalidAnswer(f"{criterion.key} must be one of: {', '.join(criterion.options)}")

@@ -158,7 +158,9 @@ def spread(slots: Sequence[Interval], count: int) -> list[Interval]:
         if len(chosen) == count:
             return chosen
     for slot in slots:
-        if slot not in chosen and all(abs(slot.start - c.start) >= timedelta(hours=2) for c in chosen):
+        if slot not in chosen and all(
+            abs(slot.start - c.start) >= timedelta(hours=2) for c in chosen
+        ):
             chosen.append(slot)
         if len(chosen) == count:
             break
@@ -224,5 +226,7 @@ def booking_event_id(*, booking_key: str, start: datetime) -> str:
     The same caller booking the same start always yields the same id, so a retried insert
     is answered with 409 instead of a second meeting.
     """
-    digest = hashlib.sha256(f"{booking_key}|{start.astimezone(ZoneInfo('UTC')).isoformat()}".encode())
+    digest = hashlib.sha256(
+        f"{booking_key}|{start.astimezone(ZoneInfo('UTC')).isoformat()}".encode()
+    )
     return base64.b32hexencode(digest.digest()[:20]).decode().lower().rstrip("=")

@@ -1,0 +1,92 @@
+"""`python -m agent`: start the worker, and the local LiveKit stack when no URL is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
+from agent.logs import setup_logging
+from agent.settings import Settings, SettingsError, load_settings
+from agent.worker import build_server
+
+logger = logging.getLogger("agent")
+
+
+@contextlib.contextmanager
+def livekit_for(settings: Settings) -> Iterator[Settings]:
+    """The configured LiveKit, or the local stack (started here, stopped on exit)."""
+    if settings.livekit_url:
+        yield settings
+        return
+    from localstack import LocalStack, StackNotInstalled, find_binary
+
+    with_sip = find_binary("livekit-sip") is not None
+    if not with_sip:
+        logger.warning("livekit-sip is not installed: starting LiveKit without the SIP bridge")
+    try:
+        stack = LocalStack(with_sip=with_sip).start()
+    except StackNotInstalled as exc:
+        raise SettingsError(str(exc)) from None
+    try:
+        env = stack.env()
+        os.environ.update(env)  # job processes read the same URL and keys
+        if with_sip:
+            _provision(settings)
+        logger.info("local LiveKit stack is up at %s", env["LIVEKIT_URL"])
+        yield Settings(
+            **{
+                **settings.model_dump(),
+                "livekit_url": env["LIVEKIT_URL"],
+                "livekit_api_key": env["LIVEKIT_API_KEY"],
+                "livekit_api_secret": env["LIVEKIT_API_SECRET"],
+            }
+        )
+    finally:
+        stack.stop()
+
+
+def _provision(settings: Settings) -> None:
+    from localstack.provision import main as provision
+
+    os.environ.setdefault("AGENT_NAME", settings.agent_name)
+    if provision([]) != 0:
+        raise SettingsError("SIP provisioning failed; see the log above")
+
+
+async def serve(settings: Settings) -> None:
+    server = build_server(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    running = asyncio.create_task(server.run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not running.done():
+        logger.info("stopping: letting calls in progress finish")
+        await server.drain()
+        await server.aclose()
+    stopping.cancel()
+    if running.done() and running.exception():
+        raise running.exception()  # type: ignore[misc]
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+        setup_logging(settings.log_level)
+        with livekit_for(settings) as live:
+            asyncio.run(serve(live))
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

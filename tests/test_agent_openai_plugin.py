@@ -1,0 +1,83 @@
+"""The real OpenAI plugin, pointed at the local Chat Completions stand-in, driving the agent:
+proves the wiring (tool schemas on the wire, streamed tool calls, the follow-up turn and the
+post-call summary) that the scripted LLM skips."""
+
+from __future__ import annotations
+
+import pytest
+from livekit.agents import AgentSession
+
+from agent.sales_agent import SalesAgent
+from agent.settings import Settings
+from agent.session import build_llm
+from agent.wrapup import wrap_up
+from standins.chat_script import ChatScript
+from standins.openai_chat import OpenAIChatStandin
+from tests.agent_harness import Hangups, new_call
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = {
+    "fallback": "Sorry, could you say that again?",
+    "steps": [
+        {
+            "when": {"last_user_contains": "twenty sellers"},
+            "tool_calls": [
+                {
+                    "name": "record_qualification",
+                    "arguments": {"company_size": 20, "crm_system": "hubspot"},
+                },
+                {"name": "save_contact_details", "arguments": {"first_name": "Jane"}},
+            ],
+        },  # fmt: skip
+        {"when": {"last_tool": "save_contact_details"}, "say": "Thanks Jane. What's the timeline?"},
+    ],
+}
+SUMMARY_SCRIPT = [
+    {"when": {"last_user_contains": "Summarise this sales phone call"},
+     "say": "Jane from a twenty-seller HubSpot team wants forecasting."},
+]  # fmt: skip
+
+
+def settings_for(base_url: str) -> Settings:
+    return Settings(
+        deepgram_api_key="unused",  # type: ignore[arg-type]
+        cartesia_api_key="unused",  # type: ignore[arg-type]
+        openai_api_key="test-key",  # type: ignore[arg-type]
+        openai_base_url=base_url,
+        llm_model="gpt-4.1-mini",
+    )
+
+
+async def test_real_openai_plugin_runs_the_agents_tools(world):
+    async with (
+        OpenAIChatStandin(script=ChatScript.from_data(SCRIPT)) as server,
+        OpenAIChatStandin(script=ChatScript.from_data(SUMMARY_SCRIPT)) as summary_server,
+    ):
+        llm = build_llm(settings_for(server.base_url))
+        state = new_call(world.services, caller_phone="+14155550100")
+        state.hangup = Hangups()
+        async with AgentSession(llm=llm, userdata=state) as session:
+            await session.start(SalesAgent(state))
+            result = await session.run(user_input="We have twenty sellers on HubSpot")
+            result.expect.contains_function_call(name="record_qualification")
+            result.expect.contains_function_call(name="save_contact_details")
+            reply = result.expect[-1].is_message(role="assistant")
+            assert reply.event().item.text_content.startswith("Thanks Jane")
+
+        first = server.requests[0]
+        assert {"record_qualification", "book_meeting", "end_call"} <= set(first.tool_names)
+        schema = next(t for t in first.tools if t["function"]["name"] == "record_qualification")
+        assert "timeline" in schema["function"]["parameters"]["properties"]
+        assert state.qualification.answers == {"company_size": 20, "crm_system": "hubspot"}
+        assert state.contact is not None and state.contact.firstname == "Jane"
+
+        summarizer = build_llm(settings_for(summary_server.base_url))
+        outcome = await wrap_up(
+            state, history=session.history, summarizer=summarizer, outbox=world.outbox
+        )
+        assert "Agent: Thanks Jane" in summary_server.requests[0].messages[-1]["content"]
+    assert outcome is not None and not outcome.queued
+    assert outcome.record.summary.startswith("Jane from a twenty-seller")
+    [logged] = world.logged_calls()
+    assert logged["disposition"] == "hung_up"

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from agent.logs import mask_pii
+from tools.phone import InvalidPhoneNumber, mask_email, mask_phone, normalise_phone
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["+14155550123", "(415) 555-0123", "415.555.0123", "1 415 555 0123",
+     "sip:+14155550123@trunk.example", "tel:+1-415-555-0123"],
+)  # fmt: skip
+def test_us_numbers_normalise_to_e164(raw):
+    assert normalise_phone(raw) == "+14155550123"
+
+
+def test_other_regions():
+    assert normalise_phone("020 7183 8750", default_region="GB") == "+442071838750"
+    assert normalise_phone("+44 20 7183 8750") == "+442071838750"
+
+
+@pytest.mark.parametrize("raw", ["12", "not a number", "+1 555", "", "+999 1234567"])
+def test_malformed_numbers_are_rejected_without_echoing_them(raw):
+    with pytest.raises(InvalidPhoneNumber) as err:
+        normalise_phone(raw)
+    assert raw.strip() == "" or raw not in str(err.value) or len(raw) <= 4
+
+
+def test_masking():
+    assert mask_phone("+14155550123") == "+1******0123"
+    assert mask_email("jane@acme.com") == "j***@acme.com"
+    assert (
+        mask_pii("call +1 415 555 0123 or jane@acme.com") == "call ***********0123 or j***@acme.com"
+    )

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+import prompts
+from agent.sales_agent import call_context, greeting, instructions, load_business_profile
+from tests.agent_harness import new_call
+from tools.crm import Contact
+from tools.qualification import (
+    CriteriaError,
+    InvalidAnswer,
+    Qualification,
+    coerce_answer,
+    load_criteria,
+)
+
+pytestmark = pytest.mark.unit
+
+PROMPT_FILES = sorted(
+    p.name for p in resources.files("prompts").iterdir() if p.name.endswith((".md", ".yaml"))
+)
+
+
+def test_every_prompt_file_loads():
+    assert {"system.md", "summary.md", "criteria.yaml", "greeting.yaml", "closings.yaml",
+            "business.yaml"} <= set(PROMPT_FILES)  # fmt: skip
+    for name in PROMPT_FILES:
+        loaded = prompts.load_yaml(name) if name.endswith(".yaml") else prompts.load_text(name)
+        assert loaded
+
+
+def test_system_prompt_renders_with_no_placeholder_left():
+    text = instructions(load_business_profile())
+    assert "$" not in text.replace("$ ", "")
+
+
+def test_summary_prompt_renders():
+    text = prompts.render(prompts.load_text("summary.md"), answers="- a", disposition="booked",
+                          transcript="Caller: hi")  # fmt: skip
+    assert "Caller: hi" in text and "$" not in text
+
+
+def test_missing_placeholder_is_an_error():
+    with pytest.raises(prompts.PromptError):
+        prompts.render("Hello $name")
+    with pytest.raises(prompts.PromptError):
+        prompts.load_text("nope.md")
+
+
+def test_closings_cover_every_disposition():
+    from agent.state import DISPOSITIONS
+
+    closings = prompts.load_yaml("closings.yaml")
+    assert set(closings["goodbye"]) == set(DISPOSITIONS)
+    assert len(closings["silence_nudges"]) == 2
+
+
+def test_greetings_render_for_known_new_and_outbound(world):
+    state = new_call(world.services)
+    assert "$" not in greeting(state)
+    state.set_contact(Contact(id="1", firstname="Dana"))
+    assert "Dana" in greeting(state) and "$" not in greeting(state)
+    out = new_call(world.services, direction="outbound")
+    assert "$" not in greeting(out)
+    assert "Caller's number" in call_context(state)
+
+
+def test_criteria_schema_has_every_field_and_choices():
+    criteria = load_criteria()
+    schema = criteria.json_schema()
+    assert set(schema["properties"]) == {f.key for f in criteria.fields}
+    assert schema["properties"]["timeline"]["enum"] == list(criteria.field("timeline").options)
+
+
+def test_answers_are_coerced_and_bad_ones_explained():
+    criteria = load_criteria()
+    assert coerce_answer(criteria.field("company_size"), "about 25 people") == 25
+    assert coerce_answer(criteria.field("budget_usd"), "50k") == 50_000
+    assert coerce_answer(criteria.field("timeline"), "This Quarter") == "this_quarter"
+    assert coerce_answer(criteria.field("existing_customer"), "no") is False
+    with pytest.raises(InvalidAnswer, match="one of"):
+        coerce_answer(criteria.field("timeline"), "whenever")
+
+
+def test_routing_waits_for_earlier_rules_then_decides():
+    q = Qualification(load_criteria())
+    q.record({"need": "forecasting", "timeline": "this_quarter"})
+    assert q.route() is None  # existing_customer and crm_system could still change the route
+    q.record({"existing_customer": False, "crm_system": "hubspot", "company_size": 12})
+    assert q.route() == ("book_meeting", None)
+    q.record({"company_size": 80})
+    assert q.route() == ("hand_to_rep", None)
+
+
+def test_disqualify_and_support_routes():
+    q = Qualification(load_criteria())
+    q.record({"existing_customer": True})
+    assert q.route() == ("support", None)
+    q = Qualification(load_criteria())
+    q.record({"existing_customer": False, "crm_system": "none"})
+    outcome, reason = q.route()
+    assert outcome == "disqualify" and reason
+
+
+def test_crm_values_prefill_and_skip_questions():
+    q = Qualification(load_criteria())
+    q.prefill_from_crm({"numemployees": "40"})
+    assert q.answers["company_size"] == 40 and q.sources["company_size"] == "crm"
+    q.record({"existing_customer": False, "need": "x"})
+    assert "company_size" not in {c.key for c in q.still_needed()}
+
+
+def test_unknown_fields_are_reported_not_stored():
+    q = Qualification(load_criteria())
+    problems = q.record({"favourite_colour": "blue", "timeline": "someday"})
+    assert set(problems) == {"favourite_colour", "timeline"} and q.answers == {}
+
+
+def test_bad_criteria_file_is_rejected(monkeypatch):
+    monkeypatch.setattr(prompts, "load_yaml", lambda _n: {"layers": [{"name": "x", "fields": [
+        {"key": "a", "type": "choice", "question": "?"}]}]})  # fmt: skip
+    with pytest.raises(CriteriaError):
+        load_criteria()
