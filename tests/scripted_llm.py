@@ -111,3 +111,8 @@ def tool_output(chat_ctx: ChatContext, name: str) -> Any:
             except json.JSONDecodeError:
                 return item.output
     raise AssertionError(f"no output of {name} in the chat yet")
+
+
+def offered_slot(index: int = 0, *, tool: str = "offer_slots") -> Callable[[ChatContext], dict]:
+    """Arguments picking the ``index``-th slot the latest ``tool`` output offered."""
+    return lambda ctx: {"start": tool_output(ctx, tool)["slots"][index]["start"]}

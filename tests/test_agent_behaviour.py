@@ -14,7 +14,7 @@ from agent.sales_agent import greeting
 from agent.worker import start_call_state
 from agent.wrapup import Outbox, wrap_up
 from tests.agent_harness import new_call, running_agent
-from tests.scripted_llm import Call, Step, call, say, tool_output
+from tests.scripted_llm import Call, Step, call, offered_slot, say, tool_output
 from tools.scheduling import Calendar, Event, EventRequest, Interval
 
 pytestmark = pytest.mark.integration
@@ -138,7 +138,7 @@ async def test_slot_taken_between_offer_and_booking_offers_another(world):
         say("Sorry, that one just went. How about another?"),
         call(
             "book_meeting",
-            lambda ctx: {"start": tool_output(ctx, "book_meeting")["slots"][0]["start"]},
+            offered_slot(0, tool="book_meeting"),
         ),
         say("Booked."),
     ]

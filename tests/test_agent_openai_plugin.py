@@ -8,8 +8,8 @@ import pytest
 from livekit.agents import AgentSession
 
 from agent.sales_agent import SalesAgent
-from agent.settings import Settings
 from agent.session import build_llm
+from agent.settings import Settings
 from agent.wrapup import wrap_up
 from standins.chat_script import ChatScript
 from standins.openai_chat import OpenAIChatStandin
@@ -29,7 +29,7 @@ SCRIPT = {
                 },
                 {"name": "save_contact_details", "arguments": {"first_name": "Jane"}},
             ],
-        },  # fmt: skip
+        },
         {"when": {"last_tool": "save_contact_details"}, "say": "Thanks Jane. What's the timeline?"},
     ],
 }

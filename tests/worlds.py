@@ -117,7 +117,9 @@ class EmbeddedWorld:
                 status=r["status"],
                 meet_link=r["meet_link"],
             )
-            for r in self._rows("SELECT * FROM events WHERE summary != 'busy'")
+            for r in self._rows(
+                "SELECT * FROM events WHERE summary != 'busy' AND status = 'confirmed'"
+            )
         ]
 
 

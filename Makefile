@@ -1,0 +1,20 @@
+# One command per job. Each installs what it needs first, so a fresh clone works.
+.PHONY: setup stack run test bench
+
+setup:
+	bash scripts/setup.sh
+
+stack:
+	bash scripts/install-stack.sh
+
+run: setup stack
+	uv run python -m agent
+
+test: setup stack
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run mypy
+	uv run pytest
+
+bench: setup stack
+	uv run python bench/voice_latency.py $(ARGS)

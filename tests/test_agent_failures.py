@@ -1,0 +1,87 @@
+"""The agent when the systems behind it misbehave: rate limits, outages, changes of mind.
+These run the real HubSpot and Google clients against the fake servers' fault injection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent.wrapup import wrap_up
+from tests.agent_harness import new_call, running_agent
+from tests.scripted_llm import Call, Step, call, offered_slot, say, tool_output
+
+pytestmark = pytest.mark.integration
+
+CALLER = "+14155550100"
+
+
+@pytest.fixture
+def vendor(world):
+    assert hasattr(world, "hubspot"), "fault injection needs the fake vendor servers"
+    return world
+
+
+@pytest.mark.parametrize("world", ["vendor"], indirect=True)
+async def test_hubspot_429_is_retried_after_retry_after_then_succeeds(vendor):
+    vendor.hubspot.fail_next("contacts.create", status=429, retry_after=2, times=1)
+    state = new_call(vendor.services, caller_phone=CALLER)
+    steps = [call("save_contact_details", {"first_name": "Ana", "email": "ana@x.io"}), say("Ok")]
+    async with running_agent(state, steps) as (session, _llm, _h):
+        result = await session.run(user_input="I'm Ana, ana@x.io")
+    output = result.expect.next_event().is_function_call(name="save_contact_details")
+    assert output is not None
+    assert tool_output(session.history, "save_contact_details")["saved"] == ["email", "firstname"]
+    [contact] = vendor.contacts()
+    assert contact["email"] == "ana@x.io"
+    ops = vendor.hubspot.ops()
+    assert ops.count("contacts.create") == 2  # the 429, then the retry
+
+
+@pytest.mark.parametrize("world", ["vendor"], indirect=True)
+async def test_calendar_outage_never_invents_a_booking(vendor):
+    vendor.google.fail_next("freebusy.query", status=503, times=50)
+    state = new_call(vendor.services, caller_phone=CALLER)
+    steps = [
+        call("set_time_zone", {"time_zone": "Pacific"}),
+        call("offer_slots"),
+        say("I can't reach our calendar right now. Can someone email you a few times?"),
+        call("request_follow_up", {"how": "email_times"}),
+        Step(text="Done.", calls=[Call("end_call", {"outcome": "qualified"})]),
+    ]
+    async with running_agent(state, steps) as (session, _llm, hangups):
+        result = await session.run(user_input="Let's book a demo, I'm on Pacific time")
+        failure = [e.item for e in result.events if e.type == "function_call_output"][-1]
+        assert failure.is_error and "unavailable" in failure.output
+        await session.run(user_input="Yes please email me")
+        await asyncio.sleep(0.1)
+    await wrap_up(state, history=session.history, summarizer=None, outbox=vendor.outbox)
+    assert vendor.events() == [] and state.booking is None and hangups.count == 1
+    [logged] = vendor.logged_calls()
+    assert logged["disposition"] == "qualified"
+    [note] = vendor.notes()
+    assert "email_times" in note
+
+
+async def test_reschedule_and_cancel_the_meeting_booked_on_this_call(world):
+    state = new_call(world.services, caller_phone=CALLER)
+    steps = [
+        call("set_time_zone", {"time_zone": "Eastern"}),
+        call("offer_slots"),
+        call("book_meeting", offered_slot(0)),
+        say("Booked."),
+        call("reschedule_meeting", offered_slot(1)),
+        say("Moved."),
+        call("cancel_meeting"),
+        say("Cancelled."),
+    ]
+    async with running_agent(state, steps) as (session, _llm, _h):
+        await session.run(user_input="Book the first time, Eastern")
+        first, second = state.offered[0], state.offered[1]
+        [event] = world.events()
+        assert event.start == first.start
+        await session.run(user_input="Actually, the second time")
+        [event] = world.events()
+        assert event.start == second.start
+        await session.run(user_input="Cancel it, sorry")
+    assert world.events() == [] and state.booking is None
