@@ -10,9 +10,12 @@ import signal
 import sys
 from collections.abc import Iterator
 
+from agent.backends import build_services
 from agent.logs import setup_logging
 from agent.settings import Settings, SettingsError, load_settings
 from agent.worker import build_server
+from agent.wrapup import Outbox
+from tools.errors import IntegrationError
 
 logger = logging.getLogger("agent")
 
@@ -58,7 +61,30 @@ def _provision(settings: Settings) -> None:
         raise SettingsError("SIP provisioning failed; see the log above")
 
 
+OUTBOX_REPLAY_INTERVAL_S = 300.0
+
+
+async def replay_outbox_forever(settings: Settings) -> None:
+    """Deliver call records a CRM outage left behind: at start, then every few minutes."""
+    services = build_services(settings)
+    outbox = Outbox(settings.data_dir / "outbox.sqlite3")
+    try:
+        while True:
+            pending = len(outbox.pending())
+            if pending:
+                try:
+                    delivered = await outbox.replay(services.crm)
+                    logger.info("outbox: delivered %d of %d call records", delivered, pending)
+                except IntegrationError as exc:
+                    logger.warning("outbox: the CRM is still unavailable: %r", exc)
+            await asyncio.sleep(OUTBOX_REPLAY_INTERVAL_S)
+    finally:
+        outbox.close()
+        await services.crm.aclose()
+
+
 async def serve(settings: Settings) -> None:
+    replaying = asyncio.create_task(replay_outbox_forever(settings))
     server = build_server(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -72,6 +98,7 @@ async def serve(settings: Settings) -> None:
         await server.drain()
         await server.aclose()
     stopping.cancel()
+    replaying.cancel()
     if running.done() and running.exception():
         raise running.exception()  # type: ignore[misc]
 

@@ -220,6 +220,7 @@ async def test_past_and_impossible_dates_get_clear_errors(world):
                 Call("offer_slots", {"day": "2026-02-30"}),
                 Call("book_meeting", {"start": "2026-11-24T03:00:00-05:00"}),
                 Call("save_contact_details", {"email": "jane at acme"}),
+                Call("save_contact_details", {"phone": "555-12"}),
             ]
         ),
         say("Sorry, which day did you mean?"),
@@ -227,7 +228,7 @@ async def test_past_and_impossible_dates_get_clear_errors(world):
     async with running_agent(state, steps) as (session, _llm, _h):
         result = await session.run(user_input="Yesterday works")
     errors = [e.item for e in result.events if e.type == "function_call_output" and e.item.is_error]
-    assert len(errors) == 4
+    assert len(errors) == 5
     assert "in the past" in errors[0].output and "not a date" in errors[1].output
     assert (
         "outside our meeting hours" in errors[2].output and "not a valid email" in errors[3].output

@@ -19,6 +19,7 @@ import prompts
 from agent.state import CallState  # runtime import: LiveKit resolves tool type hints
 from tools.crm import Contact, CrmConflict
 from tools.errors import IntegrationError, OutcomeUnknown, TemporarilyUnavailable
+from tools.phone import InvalidPhoneNumber, normalise_phone
 from tools.scheduling import Event, EventRequest, Interval
 from tools.slots import (
     InvalidTimeZone,
@@ -98,8 +99,10 @@ async def save_contact_details(
     email: str | None = None,
     company: str | None = None,
     job_title: str | None = None,
+    phone: str | None = None,
 ) -> str:
-    """Save the caller's name, email, company or job title to the CRM as soon as you learn them.
+    """Save the caller's name, email, company, job title or a callback number to the CRM as
+    soon as you learn them.
 
     Args:
         first_name: The caller's first name.
@@ -107,6 +110,7 @@ async def save_contact_details(
         email: The caller's email address.
         company: The caller's company.
         job_title: The caller's job title.
+        phone: A callback number the caller gave, if different from the one they call from.
     """
     state = context.userdata
     properties = {
@@ -121,6 +125,8 @@ async def save_contact_details(
     }
     if email:
         properties["email"] = normalise_email(email)
+    if phone:
+        properties["phone"] = _callback_number(state, phone)
     if not properties:
         raise ToolError("Nothing to save: pass at least one detail.")
     contact = await save_contact(state, properties)
@@ -152,6 +158,15 @@ async def save_contact(state: CallState, properties: dict[str, str]) -> Contact:
             contact = await _timed(state, state.shielded(write()))
     state.contact = contact
     return contact
+
+
+def _callback_number(state: CallState, raw: str) -> str:
+    try:
+        return normalise_phone(raw, default_region=state.services.default_region)
+    except InvalidPhoneNumber:
+        raise ToolError(
+            f"'{raw}' is not a valid phone number. Ask the caller to repeat it with the area code."
+        ) from None
 
 
 # --- qualification -----------------------------------------------------------------------------

@@ -28,7 +28,15 @@ from pathlib import Path
 import numpy as np
 from livekit import api, rtc
 
-from tests.e2e.audio import SPEECH_DBFS, WINDOW_S, Span, level_dbfs, phone_line, speech_spans, write_wav
+from tests.e2e.audio import (
+    SPEECH_DBFS,
+    WINDOW_S,
+    Span,
+    level_dbfs,
+    phone_line,
+    speech_spans,
+    write_wav,
+)
 
 TRUNK_NUMBER = "+15550100000"
 MIC_RATE = 48000  # the bridge publishes 48 kHz Opus, upsampled from the 8 kHz line
