@@ -6,7 +6,7 @@ from livekit.agents import Agent, ChatContext
 
 import prompts
 from agent.state import BusinessProfile, CallState
-from tools import function_tools as ft
+from tools.function_tools import sales_tools
 from tools.phone import mask_phone
 from tools.slots import zone_label
 
@@ -102,19 +102,7 @@ class SalesAgent(Agent):
         super().__init__(
             instructions=instructions(state.services.business),
             chat_ctx=chat_ctx,
-            tools=[
-                ft.qualification_tool(state.services.criteria.json_schema()),
-                ft.save_contact_details,
-                ft.set_time_zone,
-                ft.offer_slots,
-                ft.book_meeting,
-                ft.reschedule_meeting,
-                ft.cancel_meeting,
-                ft.request_follow_up,
-                ft.hand_to_rep,
-                ft.log_support_issue,
-                ft.end_call,
-            ],
+            tools=sales_tools(state.services.criteria),
         )
         self._state = state
 

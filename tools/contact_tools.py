@@ -1,0 +1,105 @@
+"""Tools that write the caller's details to the CRM."""
+
+from __future__ import annotations
+
+import re
+
+from livekit.agents import RunContext, ToolError, function_tool
+
+from agent.state import CallState  # runtime import: LiveKit resolves tool type hints
+from tools.crm import Contact, CrmConflict
+from tools.phone import InvalidPhoneNumber, normalise_phone
+from tools.tool_support import as_json, speakable_failures, timed
+
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+
+def normalise_email(raw: str) -> str:
+    """Accept what an STT writes for a spoken address ("jane at acme dot com")."""
+    text = raw.strip().lower()
+    text = re.sub(r"\s+at\s+", "@", text)
+    text = re.sub(r"\s+dot\s+", ".", text)
+    text = text.replace(" ", "")
+    if not EMAIL_RE.match(text):
+        raise ToolError(
+            f"'{raw}' is not a valid email address. Ask the caller to spell it, then try again."
+        )
+    return text
+
+
+@function_tool
+async def save_contact_details(
+    context: RunContext[CallState],
+    first_name: str | None = None,
+    last_name: str | None = None,
+    email: str | None = None,
+    company: str | None = None,
+    job_title: str | None = None,
+    phone: str | None = None,
+) -> str:
+    """Save the caller's name, email, company, job title or a callback number to the CRM as
+    soon as you learn them.
+
+    Args:
+        first_name: The caller's first name.
+        last_name: The caller's last name.
+        email: The caller's email address.
+        company: The caller's company.
+        job_title: The caller's job title.
+        phone: A callback number the caller gave, if different from the one they call from.
+    """
+    state = context.userdata
+    properties = {
+        key: value.strip()
+        for key, value in {
+            "firstname": first_name,
+            "lastname": last_name,
+            "company": company,
+            "jobtitle": job_title,
+        }.items()
+        if value and value.strip()
+    }
+    if email:
+        properties["email"] = normalise_email(email)
+    if phone:
+        properties["phone"] = _callback_number(state, phone)
+    if not properties:
+        raise ToolError("Nothing to save: pass at least one detail.")
+    contact = await save_contact(state, properties)
+    return as_json({"saved": sorted(properties), "contact_name": contact.firstname})
+
+
+async def save_contact(state: CallState, properties: dict[str, str]) -> Contact:
+    """Create or update the caller's contact, keeping its id for the rest of the call (searching
+    again right after a create is how duplicates happen: CRM search lags writes)."""
+    crm = state.services.crm
+    contact_id = state.contact.id if state.contact else None
+
+    async def write() -> Contact:
+        return await crm.upsert_contact(
+            contact_id=contact_id, phone_e164=state.caller_phone, properties=properties
+        )
+
+    async with speakable_failures("CRM"):
+        try:
+            contact = await timed(state, state.shielded(write()))
+        except CrmConflict:
+            # The email belongs to another record: keep the rest, do not steal the address.
+            properties.pop("email", None)
+            if not properties:
+                raise ToolError(
+                    "That email is already on another contact in our CRM; do not change it. "
+                    "The team will sort it out."
+                ) from None
+            contact = await timed(state, state.shielded(write()))
+    state.contact = contact
+    return contact
+
+
+def _callback_number(state: CallState, raw: str) -> str:
+    try:
+        return normalise_phone(raw, default_region=state.services.default_region)
+    except InvalidPhoneNumber:
+        raise ToolError(
+            f"'{raw}' is not a valid phone number. Ask the caller to repeat it with the area code."
+        ) from None
