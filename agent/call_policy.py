@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from livekit.agents import AgentSession, UserStateChangedEvent
 
@@ -14,16 +15,24 @@ logger = logging.getLogger("agent.call_policy")
 
 
 class SilencePolicy:
-    """Nudge a quiet caller twice, then say goodbye and hang up. Speaking again resets it."""
+    """Nudge a quiet caller twice, then say goodbye and hang up. Speaking again resets it.
 
-    def __init__(self, session: AgentSession[CallState], state: CallState) -> None:
+    The session reports "away" once; it does not re-arm while the caller stays away, so the
+    policy times the following nudges itself, each after the previous one has played.
+    """
+
+    def __init__(self, session: AgentSession[CallState], state: CallState, *,
+                 timeout_s: float) -> None:  # fmt: skip
         closings = prompts.load_yaml("closings.yaml")
         self._nudges: list[str] = list(closings["silence_nudges"])
         self._goodbye: str = closings["silence_goodbye"]
         self._session = session
         self._state = state
+        self._timeout_s = timeout_s
         self._count = 0
+        self._epoch = 0  # bumped whenever the caller speaks, cancelling pending nudges
         self._ended = False
+        self._tasks: set[asyncio.Task[None]] = set()
         session.on("user_state_changed", self._on_user_state)
 
     @property
@@ -33,18 +42,30 @@ class SilencePolicy:
     def _on_user_state(self, event: UserStateChangedEvent) -> None:
         if event.new_state == "speaking":
             self._count = 0
+            self._epoch += 1
         elif event.new_state == "away" and not self._ended:
-            self._on_away()
+            self._advance(self._epoch)
 
-    def _on_away(self) -> None:
+    def _advance(self, epoch: int) -> None:
+        if self._ended or epoch != self._epoch:
+            return
         if self._count < len(self._nudges):
-            self._session.say(self._nudges[self._count])
+            handle = self._session.say(self._nudges[self._count])
             self._count += 1
+            task = asyncio.create_task(self._after(handle, epoch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             return
         self._ended = True
         logger.info("caller silent, ending the call", extra={"call_id": self._state.call_id})
-        handle = self._session.say(self._goodbye, allow_interruptions=False)
-        self._state.hang_up_after(handle)
+        goodbye = self._session.say(self._goodbye, allow_interruptions=False)
+        self._state.hang_up_after(goodbye)
+
+    async def _after(self, nudge: Awaitable[object], epoch: int) -> None:
+        await nudge
+        await asyncio.sleep(self._timeout_s)
+        if self._session.user_state != "speaking":
+            self._advance(epoch)
 
 
 class DurationLimit:

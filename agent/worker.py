@@ -65,7 +65,7 @@ async def entrypoint(ctx: JobContext) -> None:
         await wrap_up(state, history=session.history, summarizer=summarizer, outbox=outbox)
 
     ctx.add_shutdown_callback(finish)
-    SilencePolicy(session, state)
+    SilencePolicy(session, state, timeout_s=settings.silence_timeout_seconds)
     limit = DurationLimit(session, state, max_seconds=settings.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
     await session.start(agent=SalesAgent(state), room=ctx.room, room_options=room_options(settings))

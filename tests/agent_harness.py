@@ -36,11 +36,13 @@ def new_call(services: Services, *, caller_phone: str | None = "+14155550100",
 
 @asynccontextmanager
 async def running_agent(
-    state: CallState, steps: list[Step]
+    state: CallState, steps: list[Step], *, user_away_timeout: float | None = None
 ) -> AsyncIterator[tuple[AgentSession[CallState], ScriptedLLM, Hangups]]:
     scripted = ScriptedLLM(steps)
     hangups = Hangups()
     state.hangup = hangups
-    async with AgentSession[CallState](llm=scripted, userdata=state) as session:
+    async with AgentSession[CallState](
+        llm=scripted, userdata=state, user_away_timeout=user_away_timeout
+    ) as session:
         await session.start(SalesAgent(state))
         yield session, scripted, hangups

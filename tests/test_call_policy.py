@@ -1,0 +1,74 @@
+"""Call policies on a real AgentSession: a silent caller, an over-long call, an anonymous one."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+import prompts
+from agent.call_policy import DurationLimit, SilencePolicy
+from agent.worker import start_call_state
+from tests.agent_harness import new_call, running_agent
+
+pytestmark = pytest.mark.integration
+
+
+def spoken(session) -> list[str]:
+    return [
+        i.text_content
+        for i in session.history.items
+        if i.type == "message" and i.role == "assistant"
+    ]
+
+
+async def test_silent_caller_is_nudged_twice_then_the_call_ends(world):
+    closings = prompts.load_yaml("closings.yaml")
+    state = new_call(world.services)
+    async with running_agent(state, [], user_away_timeout=0.2) as (session, _llm, hangups):
+        policy = SilencePolicy(session, state, timeout_s=0.2)
+        for _ in range(100):
+            if hangups.count:
+                break
+            await asyncio.sleep(0.05)
+    assert policy.nudges_given == 2 and hangups.count == 1
+    assert spoken(session)[1:] == [*closings["silence_nudges"], closings["silence_goodbye"]]
+    assert state.disposition() == "hung_up"
+
+
+async def test_speaking_again_resets_the_nudges(world):
+    state = new_call(world.services)
+    async with running_agent(state, [], user_away_timeout=0.2) as (session, _llm, hangups):
+        policy = SilencePolicy(session, state, timeout_s=0.2)
+        for _ in range(60):
+            if policy.nudges_given:
+                break
+            await asyncio.sleep(0.05)
+        assert policy.nudges_given == 1
+        session.emit(
+            "user_state_changed",
+            SimpleNamespace(old_state="away", new_state="speaking", created_at=0.0),
+        )
+        assert policy.nudges_given == 0 and hangups.count == 0
+
+
+async def test_duration_limit_wraps_up_politely(world):
+    state = new_call(world.services)
+    async with running_agent(state, []) as (session, _llm, hangups):
+        DurationLimit(session, state, max_seconds=0.2)
+        for _ in range(60):
+            if hangups.count:
+                break
+            await asyncio.sleep(0.05)
+    assert hangups.count == 1
+    assert spoken(session)[-1] == prompts.load_yaml("closings.yaml")["max_duration_goodbye"]
+
+
+async def test_anonymous_caller_is_greeted_as_new_without_a_crm_lookup(world):
+    world.seed_contact(phone="+14155550100", firstname="Dana")
+    withheld = SimpleNamespace(attributes={"sip.phoneNumber": "anonymous"})
+    state = await start_call_state(
+        world.services, call_id="c-anon", direction="inbound", participant=withheld
+    )
+    assert state.caller_phone is None and state.contact is None
