@@ -1,6 +1,9 @@
 # One command per job. Each installs what it needs first, so a fresh clone works.
 .PHONY: setup stack run test bench
 
+# scripts/setup.sh installs uv with `pip --user` when it is missing.
+export PATH := $(HOME)/.local/bin:$(PATH)
+
 setup:
 	bash scripts/setup.sh
 
