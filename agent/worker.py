@@ -65,10 +65,37 @@ async def entrypoint(ctx: JobContext) -> None:
         await wrap_up(state, history=session.history, summarizer=summarizer, outbox=outbox)
 
     ctx.add_shutdown_callback(finish)
+    session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics, call_id=ctx.job.id))
     SilencePolicy(session, state, timeout_s=settings.silence_timeout_seconds)
     limit = DurationLimit(session, state, max_seconds=settings.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
     await session.start(agent=SalesAgent(state), room=ctx.room, room_options=room_options(settings))
+
+
+_TURN_METRICS = {
+    "eou_metrics": (
+        "end_of_utterance_delay",
+        "transcription_delay",
+        "on_user_turn_completed_delay",
+    ),
+    "llm_metrics": ("ttft", "duration"),
+    "tts_metrics": ("ttfb", "duration", "audio_duration"),
+}
+
+
+def log_turn_metrics(metrics: Any, *, call_id: str) -> None:
+    """One line per turn stage (end of turn, LLM, TTS), so latency can be attributed from the
+    logs; the end-of-turn line names the turn detector model that decided it."""
+    fields = _TURN_METRICS.get(getattr(metrics, "type", ""))
+    if fields is None:
+        return
+    parts = [f"{name}={getattr(metrics, name):.3f}" for name in fields]
+    metadata = getattr(metrics, "metadata", None)
+    if metadata is not None and metadata.model_name:
+        parts.append(f"model={metadata.model_name}")
+    if getattr(metrics, "cancelled", False):
+        parts.append("cancelled")
+    logger.info("%s %s", metrics.type, " ".join(parts), extra={"call_id": call_id})
 
 
 async def start_call_state(

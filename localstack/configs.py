@@ -33,7 +33,9 @@ def render_livekit_config(base: dict[str, Any], ports: StackPorts) -> dict[str, 
     conf["rtc"] = {
         **base.get("rtc", {}),
         "udp_port": ports.rtc_udp,
-        "stun_servers": [f"{LOOPBACK}:{ports.rtc_udp}"],
+        # Not the media port: libwebrtc takes every packet from a STUN server's address for a
+        # STUN reply, so pointing STUN at the SFU would drop all of its media and ICE checks.
+        "stun_servers": [f"{LOOPBACK}:{ports.stun}"],
     }
     conf.pop("keys", None)
     return conf

@@ -16,6 +16,7 @@ class StackPorts:
 
     http: int = 7880  # livekit-server HTTP/WebSocket (TCP)
     rtc_udp: int = 7882  # livekit-server WebRTC media (UDP mux)
+    stun: int = 7883  # the STUN server clients are given: a loopback socket that never answers
     redis: int = 6390  # our redis, not a system redis on 6379
     sip: int = 5060  # livekit-sip signalling (UDP and TCP)
     rtp_start: int = 10000  # livekit-sip media (UDP)
@@ -28,11 +29,13 @@ class StackPorts:
         http = _claim(taken, socket.SOCK_STREAM)
         redis = _claim(taken, socket.SOCK_STREAM)
         rtc_udp = _claim(taken, socket.SOCK_DGRAM)
+        stun = _claim(taken, socket.SOCK_DGRAM)
         sip = _claim_tcp_and_udp(taken)
         rtp_start = _claim_udp_range(taken, _RTP_RANGE_SIZE)
         return cls(
             http=http,
             rtc_udp=rtc_udp,
+            stun=stun,
             redis=redis,
             sip=sip,
             rtp_start=rtp_start,

@@ -67,7 +67,7 @@ class SipPlan:
     """What to provision. Defaults suit the local stack and its test SIP phone."""
 
     agent_name: str = "sales-agent"
-    inbound_numbers: tuple[str, ...] = ("+15550100000",)
+    inbound_numbers: tuple[str, ...] = ("+14155550199",)
     # CIDRs allowed to send calls; empty accepts any address (calls still match by number).
     inbound_allowed_addresses: tuple[str, ...] = ("127.0.0.1/32",)
     room_prefix: str = "call-"

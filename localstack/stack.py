@@ -77,6 +77,7 @@ class LocalStack:
         self.with_sip = with_sip
         self.startup_timeout = startup_timeout
         self._processes: list[ManagedProcess] = []
+        self._stun_sink: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -110,6 +111,10 @@ class LocalStack:
         planned = self._plan()  # resolves every binary before anything starts
         self._ensure_ports_free()
         atexit.register(self.stop)
+        # Hold the STUN port clients are given, silently, so their STUN requests stay on
+        # loopback and nothing else can answer them.
+        self._stun_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._stun_sink.bind((LOOPBACK, self.ports.stun))
         try:
             for process in planned:
                 self._processes.append(process)
@@ -124,6 +129,9 @@ class LocalStack:
         """Stops every process, newest first. Safe to call twice."""
         while self._processes:
             self._processes.pop().stop()
+        if self._stun_sink is not None:
+            self._stun_sink.close()
+            self._stun_sink = None
         atexit.unregister(self.stop)
 
     def raise_if_exited(self) -> None:

@@ -28,7 +28,7 @@ def new_call(services: Services, *, caller_phone: str | None = "+14155550100",
         direction="outbound" if direction == "outbound" else "inbound",
         started_at=services.now(),
         caller_phone=caller_phone,
-        our_number="+15550100000",
+        our_number="+14155550199",
     )
     state.infer_zone_from_phone()
     return state

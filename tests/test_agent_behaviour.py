@@ -53,7 +53,7 @@ async def finish(world, state, session) -> None:
 async def test_known_caller_is_greeted_by_name_and_not_asked_again(world):
     world.seed_contact(phone=CALLER, firstname="Dana", numemployees="40")
     sip_caller = SimpleNamespace(
-        attributes={"sip.phoneNumber": "+1 (415) 555-0100", "sip.trunkPhoneNumber": "+15550100000"}
+        attributes={"sip.phoneNumber": "+1 (415) 555-0100", "sip.trunkPhoneNumber": "+14155550199"}
     )
     state = await start_call_state(
         world.services, call_id="c-known", direction="inbound", participant=sip_caller

@@ -115,7 +115,8 @@ async def test_clients_are_given_loopback_stun_servers_only(stack: LocalStack) -
     assert isinstance(message, bytes)
     first = rtc.SignalResponse.FromString(message)
     urls = [url for server in first.join.ice_servers for url in server.urls]
-    assert urls == [f"stun:127.0.0.1:{stack.ports.rtc_udp}"]
+    assert urls == [f"stun:127.0.0.1:{stack.ports.stun}"]
+    assert stack.ports.stun != stack.ports.rtc_udp  # a STUN address on the SFU drops its media
 
 
 def test_sip_bridge_answers_options_on_udp_and_tcp(stack: LocalStack) -> None:

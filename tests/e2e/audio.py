@@ -18,6 +18,9 @@ from standins.speech import parse_wav
 
 PHONE_BAND = "300-3400"  # what a narrowband phone line passes
 SPEECH_DBFS = -45.0  # a 10 ms window at least this loud counts as speech
+# Trimming keeps a line's natural fade-out (cut at -45 dBFS, speech ends mid-decay and the
+# audio end-of-turn model hears an interrupted word) and drops only espeak-ng's padding.
+PADDING_DBFS = -70.0
 WINDOW_S = 0.010
 
 
@@ -59,8 +62,21 @@ def phone_line(text: str, *, sample_rate: int = 48000, words_per_minute: int = 1
         )  # fmt: skip
         out, out_rate = parse_wav(wide.read_bytes())
     assert out_rate == sample_rate
+    out = trim_silence(out, sample_rate)
     out.setflags(write=False)
     return out
+
+
+def trim_silence(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Without the near-silent padding, so a line ends where its speech fades out."""
+    step = int(sample_rate * WINDOW_S)
+    loud = [
+        i for i in range(0, samples.size - step + 1, step)
+        if level_dbfs(samples[i : i + step]) >= PADDING_DBFS
+    ]  # fmt: skip
+    if not loud:
+        return samples
+    return samples[loud[0] : loud[-1] + step].copy()
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> Path:

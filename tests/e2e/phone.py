@@ -21,9 +21,10 @@ import bisect
 import contextlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from livekit import api, rtc
@@ -38,11 +39,14 @@ from tests.e2e.audio import (
     write_wav,
 )
 
-TRUNK_NUMBER = "+15550100000"
+TRUNK_NUMBER = "+14155550199"
 MIC_RATE = 48000  # the bridge publishes 48 kHz Opus, upsampled from the 8 kHz line
 EAR_RATE = 16000
 FRAME_MS = 20
 MIC_QUEUE_MS = 60  # small, so a captured frame leaves the phone almost at once
+# A phone line is never digitally silent. The audio end-of-turn model notices: speech that
+# stops into exact zeros reads as "not finished" far more often than speech into line noise.
+LINE_NOISE_DBFS = -72.0
 POLL_S = 0.02
 _call_ids = itertools.count(1)
 
@@ -58,6 +62,15 @@ class SaidLine:
 class HeardText:
     at: float
     text: str
+
+
+def line_noise(frame_samples: int, *, seconds: float = 2.0) -> Iterator[np.ndarray]:
+    """Frames of faint white noise at LINE_NOISE_DBFS, looping a fixed (seeded) buffer."""
+    sigma = 32768 * 10 ** (LINE_NOISE_DBFS / 20)
+    count = int(MIC_RATE * seconds) // frame_samples
+    buffer = np.random.default_rng(7).normal(0, sigma, count * frame_samples)
+    frames = np.round(buffer).astype(np.int16).reshape(count, frame_samples)
+    return itertools.cycle(frames)
 
 
 def sip_attributes(caller_number: str, *, trunk_number: str = TRUNK_NUMBER) -> dict[str, str]:
@@ -183,36 +196,49 @@ class TestPhone:
         await self._lines.put((text, phone_line(text, sample_rate=MIC_RATE), done))
         return await done
 
-    def start_saying(self, text: str) -> asyncio.Task[SaidLine]:
-        return asyncio.create_task(self.say(text))
+    async def say_after_agent(
+        self, text: str, *, since: float, quiet_s: float = 0.8, limit_s: float = 60.0
+    ) -> SaidLine:
+        """Speak once the agent has spoken (after `since`) and then paused for `quiet_s`."""
+        await self.agent_starts_speaking(after=since, limit_s=limit_s)
+        await self.agent_goes_quiet(for_s=quiet_s, limit_s=limit_s)
+        return await self.say(text)
+
+    async def say_over_agent(
+        self, text: str, *, since: float, after_onset_s: float, limit_s: float = 60.0
+    ) -> SaidLine:
+        """Barge in: speak `after_onset_s` after the agent starts speaking (after `since`)."""
+        onset = await self.agent_starts_speaking(after=since, limit_s=limit_s)
+        await asyncio.sleep(max(0.0, onset + after_onset_s - self._clock()))
+        return await self.say(text)
 
     # --- waiting on the agent -------------------------------------------------------------
 
-    async def agent_starts_speaking(self, *, after: float, timeout: float) -> float:
+    async def agent_starts_speaking(self, *, after: float, limit_s: float) -> float:
         """When the first agent speech window at or after `after` arrived."""
-        deadline = self._clock() + timeout
+        deadline = self._clock() + limit_s
         while True:
             onset = self._first_loud_since(after)
             if onset is not None:
                 return onset
             if self._clock() > deadline:
-                raise TimeoutError(f"the agent did not speak within {timeout:.1f} s")
+                raise TimeoutError(f"the agent did not speak within {limit_s:.1f} s")
             await asyncio.sleep(POLL_S)
 
-    async def agent_goes_quiet(self, *, for_s: float, timeout: float) -> float:
+    async def agent_goes_quiet(self, *, for_s: float, limit_s: float) -> float:
         """Once the agent has spoken and then been silent for `for_s`; returns when its
         audio stopped."""
-        deadline = self._clock() + timeout
+        deadline = self._clock() + limit_s
         while True:
             last = self.recording.last_loud
             if last is not None and self._clock() - last >= for_s:
                 return last
             if self._clock() > deadline:
-                raise TimeoutError(f"the agent did not go quiet within {timeout:.1f} s")
+                raise TimeoutError(f"the agent did not go quiet within {limit_s:.1f} s")
             await asyncio.sleep(POLL_S)
 
-    async def line_closes(self, *, timeout: float) -> float:
-        await asyncio.wait_for(self._disconnected.wait(), timeout)
+    async def line_closes(self, *, limit_s: float) -> float:
+        await asyncio.wait_for(self._disconnected.wait(), limit_s)
         assert self.disconnected_at is not None
         return self.disconnected_at
 
@@ -232,17 +258,18 @@ class TestPhone:
 
     async def _mic(self) -> None:
         step = MIC_RATE * FRAME_MS // 1000
-        silence = np.zeros(step, dtype=np.int16)
+        noise = line_noise(step)
         while True:
             try:
                 text, samples, done = self._lines.get_nowait()
             except asyncio.QueueEmpty:
-                await self._capture(silence)
+                await self._capture(next(noise))
                 continue
             padded = np.concatenate([samples, np.zeros(-samples.size % step, dtype=np.int16)])
             started = None
             for offset in range(0, padded.size, step):
-                await self._capture(padded[offset : offset + step])
+                frame = padded[offset : offset + step].astype(np.int32) + next(noise)
+                await self._capture(np.clip(frame, -32768, 32767).astype(np.int16))
                 if started is None:
                     started = self._clock() + self._source.queued_duration - FRAME_MS / 1000
             ended = self._clock() + self._source.queued_duration
@@ -298,7 +325,7 @@ class TestPhone:
         self.disconnect_reason = str(reason)
         self._disconnected.set()
 
-    def _spawn(self, work: object) -> None:
-        task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

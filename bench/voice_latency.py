@@ -1,0 +1,415 @@
+"""Voice latency benchmark: scripted calls through the real local stack and one worker.
+
+    uv run python bench/voice_latency.py --profile typical --concurrency 1,10,20 \\
+        --out bench/results/latest.json
+
+Every number comes from a measurement: latencies at the test phone's recording (the caller's
+side), CPU and memory of the worker process tree (psutil), and the worker's own per-turn
+metrics log lines for attribution. Each call: greeting, three plain turns, a turn with a
+mid-sentence pause (is the caller cut off?), and a barge-in over a long answer.
+
+Turn settings can be swept, e.g. `--min-endpointing-delay 0.2,0.4,0.8`: every combination
+runs as its own worker. `--out` gets {"runs": [...]} exactly; everything else (settings,
+cut-off rates, attribution, raw samples) goes next to it as `<name>.details.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import psutil
+
+from agent.sales_agent import greeting, load_business_profile
+from agent.settings import Settings
+from localstack import StackNotInstalled
+from tests.e2e.harness import PROFILES, CallLab, LabConfig, Latencies
+from tests.e2e.phone import TestPhone
+from tests.e2e.scenarios import (
+    BENCH_BARGE,
+    BENCH_PAUSE,
+    BENCH_SCRIPT,
+    BENCH_TURNS,
+    BENCH_UTTERANCES,
+    CALLER,
+)
+
+QUIET_S = 0.8  # the caller answers once the agent has been silent this long
+PAUSE_S = 1.5  # the caller's mid-sentence pause
+BARGE_AFTER_S = 1.5  # the caller talks over the long answer this far into it
+CALL_LIMIT_S = 150.0
+SAMPLE_S = 0.5
+TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
+    "min_endpointing_delay": "MIN_ENDPOINTING_DELAY",
+    "max_endpointing_delay": "MAX_ENDPOINTING_DELAY",
+    "preemptive_generation": "PREEMPTIVE_GENERATION",
+    "vad_min_silence": "VAD_MIN_SILENCE_SECONDS",
+}
+
+
+@dataclass
+class CallResult:
+    greeting_ms: float | None = None
+    v2v_ms: list[float] = field(default_factory=list)
+    barge_in_stop_ms: float | None = None
+    pause_cut_off: bool | None = None
+    error: str | None = None
+
+
+async def run_call(phone: TestPhone) -> CallResult:
+    """One scripted call, measured at the phone."""
+    result = CallResult()
+    assert phone.joined_at is not None
+    greeting = await phone.agent_starts_speaking(after=phone.joined_at, limit_s=60)
+    result.greeting_ms = (greeting - phone.joined_at) * 1000
+    since = phone.joined_at
+    for line, _, _ in BENCH_TURNS:
+        said = await phone.say_after_agent(line.spoken, since=since, quiet_s=QUIET_S)
+        result.v2v_ms.append(await _reply_ms(phone, said.ended_at))
+        since = said.ended_at
+    first = await phone.say_after_agent(BENCH_PAUSE[0].spoken, since=since, quiet_s=QUIET_S)
+    await asyncio.sleep(PAUSE_S)
+    second = await phone.say(BENCH_PAUSE[1].spoken)
+    reply = await phone.agent_starts_speaking(after=first.ended_at, limit_s=30)
+    result.pause_cut_off = reply < second.ended_at
+    if not result.pause_cut_off:
+        result.v2v_ms.append((reply - second.ended_at) * 1000)
+    asked = await phone.say_after_agent(BENCH_BARGE[0].spoken, since=reply, quiet_s=QUIET_S)
+    result.v2v_ms.append(await _reply_ms(phone, asked.ended_at))
+    barge = await phone.say_over_agent(
+        BENCH_BARGE[1].spoken, since=asked.ended_at, after_onset_s=BARGE_AFTER_S
+    )
+    answer = await phone.agent_starts_speaking(after=barge.ended_at, limit_s=30)
+    result.v2v_ms.append((answer - barge.ended_at) * 1000)
+    over = [at for at in phone.recording.loud if barge.started_at <= at < answer]
+    result.barge_in_stop_ms = (max(over, default=barge.started_at) - barge.started_at) * 1000
+    await phone.agent_goes_quiet(for_s=QUIET_S, limit_s=30)
+    return result
+
+
+async def _reply_ms(phone: TestPhone, ended_at: float) -> float:
+    onset = await phone.agent_starts_speaking(after=ended_at, limit_s=30)
+    return (onset - ended_at) * 1000
+
+
+class TreeSampler:
+    """CPU seconds and resident memory of a process and all its descendants, sampled."""
+
+    def __init__(self, pid: int) -> None:
+        self._root = psutil.Process(pid)
+        self._cpu: dict[int, float] = {}
+        self._first: dict[int, float] = {}
+        self.peak_rss = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _processes(self) -> Iterator[psutil.Process]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            yield self._root
+            yield from self._root.children(recursive=True)
+
+    def sample(self) -> None:
+        rss = 0
+        for process in self._processes():
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                times = process.cpu_times()
+                rss += process.memory_info().rss
+                self._cpu[process.pid] = times.user + times.system
+                self._first.setdefault(process.pid, self._cpu[process.pid])
+        self.peak_rss = max(self.peak_rss, rss)
+
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu[pid] - self._first[pid] for pid in self._cpu)
+
+    def rss_now(self) -> int:
+        self.peak_rss, before = 0, self.peak_rss
+        self.sample()
+        now, self.peak_rss = self.peak_rss, max(before, self.peak_rss)
+        return now
+
+    async def __aenter__(self) -> TreeSampler:
+        self.sample()
+        self._first = dict(self._cpu)
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self.sample()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_S)
+            self.sample()
+
+
+async def one_call(lab: CallLab, index: int, delay_s: float) -> tuple[CallResult, TestPhone]:
+    await asyncio.sleep(delay_s)
+    phone = await lab.place_call(CALLER, room=f"bench-{time.monotonic_ns()}-{index}")
+    try:
+        async with asyncio.timeout(CALL_LIMIT_S):
+            return await run_call(phone), phone
+    except Exception as exc:  # a failed call is counted, not fatal to the run
+        return CallResult(error=f"{type(exc).__name__}: {exc}"), phone
+    finally:
+        await phone.hang_up()
+
+
+async def run_level(
+    lab: CallLab, *, concurrency: int, stagger_s: float, repeat: int
+) -> dict[str, Any]:
+    """`repeat` rounds of `concurrency` simultaneous calls (staggered by `stagger_s`)."""
+    assert lab.worker is not None
+    log_from = len(lab.worker_log())
+    idle_rss = TreeSampler(lab.worker.pid).rss_now()
+    started = time.monotonic()
+    outcomes: list[tuple[CallResult, TestPhone]] = []
+    async with TreeSampler(lab.worker.pid) as worker:
+        bench = psutil.Process()
+        bench.cpu_percent()
+        for _ in range(repeat):
+            outcomes += await asyncio.gather(
+                *(one_call(lab, i, i * stagger_s) for i in range(concurrency))
+            )
+        bench_cpu = bench.cpu_percent()
+    wall = time.monotonic() - started
+    results = [result for result, _ in outcomes]
+    done = [r for r in results if r.error is None]
+    return {
+        "results": results,
+        "wall_s": wall,
+        "worker_cpu_pct": worker.cpu_seconds() / wall * 100,
+        "worker_peak_rss_mb": worker.peak_rss / 2**20,
+        "worker_idle_rss_mb": idle_rss / 2**20,
+        "bench_process_cpu_pct": bench_cpu,
+        "calls": len(done),
+        "errors": [r.error for r in results if r.error],
+        "worker_metrics": turn_metrics(lab.worker_log()[log_from:]),
+    }
+
+
+_METRIC_LINE = re.compile(r"(eou_metrics|llm_metrics|tts_metrics) ((?:\w+=[\w.\-]+ ?)+)")
+
+
+def turn_metrics(log: str) -> dict[str, dict[str, Any]]:
+    """Medians of the worker's per-turn metric lines (see agent.worker.log_turn_metrics)."""
+    values: dict[str, dict[str, list[float]]] = {}
+    models: dict[str, set[str]] = {}
+    for record in _json_lines(log):
+        match = _METRIC_LINE.search(str(record.get("msg", "")))
+        if not match:
+            continue
+        kind, pairs = match.groups()
+        for name, value in (pair.split("=", 1) for pair in pairs.split() if "=" in pair):
+            if name == "model":
+                models.setdefault(kind, set()).add(value)
+            else:
+                values.setdefault(kind, {}).setdefault(name, []).append(float(value))
+    return {
+        kind: {name: round(statistics.median(v) * 1000) for name, v in fields.items()}
+        | {"count": max(len(v) for v in fields.values()), "models": sorted(models.get(kind, ()))}
+        for kind, fields in values.items()
+    }
+
+
+def _json_lines(log: str) -> Iterator[dict[str, Any]]:
+    for line in log.splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                yield record
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None}
+    ordered = sorted(values)
+    p95 = ordered[math.ceil(0.95 * len(ordered)) - 1]  # nearest rank
+    return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1)}
+
+
+def summarise(
+    profile: str, latencies: Latencies, concurrency: int, level: dict[str, Any]
+) -> dict[str, Any]:
+    done = [r for r in level["results"] if r.error is None]
+    v2v = [ms for r in done for ms in r.v2v_ms]
+    configured = latencies.stt_final_ms + latencies.llm_ttft_ms + latencies.tts_ttfb_ms
+    return {
+        "profile": profile,
+        "concurrency": concurrency,
+        "calls": level["calls"],
+        "turns": len(v2v),
+        "greeting_ms": percentiles([r.greeting_ms for r in done if r.greeting_ms is not None]),
+        "v2v_ms": percentiles(v2v),
+        "overhead_ms": percentiles([ms - configured for ms in v2v]),
+        "barge_in_stop_ms": percentiles(
+            [r.barge_in_stop_ms for r in done if r.barge_in_stop_ms is not None]
+        ),
+        "worker_rss_mb_per_call": round(
+            level["worker_peak_rss_mb"] / _served(concurrency, level), 1
+        ),
+        "worker_cpu_pct": round(level["worker_cpu_pct"], 1),
+    }
+
+
+def _served(concurrency: int, level: dict[str, Any]) -> int:
+    """Calls the worker held at once, at most: refused calls hold no memory."""
+    return max(1, min(concurrency, level["calls"]))
+
+
+def details(run: dict[str, Any], settings: dict[str, str], level: dict[str, Any]) -> dict:
+    done = [r for r in level["results"] if r.error is None]
+    pauses = [r.pause_cut_off for r in done if r.pause_cut_off is not None]
+    return {
+        "profile": run["profile"],
+        "concurrency": run["concurrency"],
+        "settings": settings,
+        "cut_off_rate": round(sum(pauses) / len(pauses), 3) if pauses else None,
+        "pause_turns": len(pauses),
+        "errors": level["errors"],
+        "wall_s": round(level["wall_s"], 1),
+        "worker_peak_rss_mb": round(level["worker_peak_rss_mb"], 1),
+        "worker_idle_rss_mb": round(level["worker_idle_rss_mb"], 1),
+        "bench_process_cpu_pct": level["bench_process_cpu_pct"],
+        "worker_metrics_median_ms": level["worker_metrics"],
+        "calls_raw": [asdict(r) for r in level["results"]],
+    }
+
+
+async def bench(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    runs, extra = [], []
+    for profile, settings in itertools.product(args.profile, setting_grid(args)):
+        latencies = PROFILES[profile]
+        with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
+            config = LabConfig(
+                workdir=Path(tmp),
+                script=BENCH_SCRIPT,
+                utterances=BENCH_UTTERANCES,
+                latencies=latencies,
+                settings={"MAX_CALL_SECONDS": "600", "SILENCE_TIMEOUT_SECONDS": "30", **settings},
+            )
+            async with CallLab(config) as lab:
+                await lab.tts.warm_up(_agent_lines(), sample_rate=24000)
+                for concurrency in args.concurrency:
+                    level = await run_level(
+                        lab, concurrency=concurrency, stagger_s=args.stagger, repeat=args.repeat
+                    )
+                    run = summarise(profile, latencies, concurrency, level)
+                    runs.append(run)
+                    extra.append(details(run, settings, level))
+                    print_row(run, extra[-1])
+    return runs, extra
+
+
+def _agent_lines() -> list[str]:
+    """Everything the agent says, split by sentence as the TTS stand-in synthesizes it, so
+    espeak-ng's synthesis time never adds to the configured time to first audio."""
+    services = SimpleNamespace(
+        business=load_business_profile(), announce_ai=True, announce_recording=True
+    )
+    state = SimpleNamespace(services=services, contact=None, direction="inbound")
+    texts = [greeting(state)]  # type: ignore[arg-type]  # only these fields are read
+    texts += [str(s["say"]) for s in BENCH_SCRIPT.raw_steps if s.get("say")]
+    return [part for text in texts for part in re.split(r"(?<=[.!?;:])\s+", text)]
+
+
+def setting_grid(args: argparse.Namespace) -> list[dict[str, str]]:
+    axes = [
+        [(env, value) for value in getattr(args, flag)]
+        for flag, env in TURN_SETTINGS.items()
+        if getattr(args, flag)
+    ]
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+HEADER = (
+    f"{'profile':8} {'conc':>4} {'calls':>5} {'turns':>5} {'greet p50/p95':>14} "
+    f"{'v2v p50/p95':>12} {'overhead p50/p95':>17} {'barge p50/p95':>13} "
+    f"{'cut-off':>7} {'MB/call':>7} {'cpu%':>6}  settings"
+)
+
+
+def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
+    def pair(name: str) -> str:
+        p = run[name]
+        return "-" if p["p50"] is None else f"{p['p50']:.0f}/{p['p95']:.0f}"
+
+    cut = extra["cut_off_rate"]
+    settings = " ".join(f"{k}={v}" for k, v in extra["settings"].items()) or "defaults"
+    print(
+        f"{run['profile']:8} {run['concurrency']:>4} {run['calls']:>5} {run['turns']:>5} "
+        f"{pair('greeting_ms'):>14} {pair('v2v_ms'):>12} {pair('overhead_ms'):>17} "
+        f"{pair('barge_in_stop_ms'):>13} {'-' if cut is None else f'{cut:.0%}':>7} "
+        f"{run['worker_rss_mb_per_call']:>7} {run['worker_cpu_pct']:>6}  {settings}",
+        flush=True,
+    )
+    if extra["errors"]:
+        print(f"    {len(extra['errors'])} call(s) failed: {extra['errors'][0]}", flush=True)
+
+
+def _floats(text: str) -> list[str]:
+    return [str(float(v)) for v in text.split(",")]
+
+
+def _bools(text: str) -> list[str]:
+    return [str(v.strip().lower() in ("1", "true", "yes", "on")).lower() for v in text.split(",")]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="typical", type=lambda t: t.split(","),
+                        help=f"comma list of {', '.join(PROFILES)}")  # fmt: skip
+    parser.add_argument("--concurrency", default=[1], type=lambda t: [int(v) for v in t.split(",")])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
+    parser.add_argument("--stagger", type=float, default=0.5, help="seconds between call starts")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of calls per level")
+    parser.add_argument("--min-endpointing-delay", type=_floats, default=None, metavar="S[,S]")
+    parser.add_argument("--max-endpointing-delay", type=_floats, default=None, metavar="S[,S]")
+    parser.add_argument("--preemptive-generation", type=_bools, default=None, metavar="BOOL[,BOOL]")
+    parser.add_argument("--vad-min-silence", type=_floats, default=None, metavar="S[,S]",
+                        help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.profile if p not in PROFILES]
+    if unknown:
+        parser.error(f"unknown profile(s) {unknown}; choose from {sorted(PROFILES)}")
+    if args.vad_min_silence and "vad_min_silence_seconds" not in Settings.model_fields:
+        parser.error(
+            "--vad-min-silence: the worker has no VAD_MIN_SILENCE_SECONDS setting yet (the "
+            "silero VAD is loaded with its default min_silence_duration of 0.55 s)"
+        )
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(HEADER, flush=True)
+    try:
+        runs, extra = asyncio.run(bench(args))
+    except StackNotInstalled as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    side = args.out.with_name(args.out.stem + ".details.json")
+    side.write_text(json.dumps({"runs": extra}, indent=2, default=str) + "\n")
+    print(f"wrote {args.out} and {side}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
