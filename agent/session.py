@@ -92,7 +92,7 @@ def build_session(
             "interruption": {
                 "enabled": True,
                 "mode": "vad",  # "adaptive" runs in LiveKit Cloud; a self-hosted agent can't
-                "min_duration": 0.4,
+                "min_duration": settings.min_interruption_seconds,
                 "resume_false_interruption": True,
                 "false_interruption_timeout": 1.5,
             },

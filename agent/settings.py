@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     min_endpointing_delay: float = Field(0.4, ge=0)
     max_endpointing_delay: float = Field(2.5, gt=0)
     preemptive_generation: bool = True
+    vad_min_silence_seconds: float = Field(0.55, gt=0, le=3)
+    min_interruption_seconds: float = Field(0.4, gt=0, le=3)
+    worker_load_threshold: float = Field(0.7, gt=0, le=1)
     noise_cancellation: Literal["off", "bvc", "bvc_telephony"] = "off"
     log_level: str = "INFO"
 

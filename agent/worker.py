@@ -37,7 +37,7 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["settings"] = settings
     proc.userdata["services"] = build_services(settings)
     proc.userdata["outbox"] = Outbox(settings.data_dir / "outbox.sqlite3")
-    proc.userdata["vad"] = silero.VAD.load()
+    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_seconds)
     init_eot()
 
 
@@ -189,6 +189,7 @@ def build_server(settings: Settings) -> AgentServer:
         ),
         host="127.0.0.1",
         num_idle_processes=1,
+        load_threshold=settings.worker_load_threshold,
     )
     server.rtc_session(entrypoint, agent_name=settings.agent_name)
     return server
