@@ -23,15 +23,20 @@ def spoken(session) -> list[str]:
     ]
 
 
+async def settle(condition, *, limit_s: float) -> None:
+    """Poll ``condition`` until it holds or ``limit_s`` passes; the caller asserts after."""
+    for _ in range(int(limit_s / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+
+
 async def test_silent_caller_is_nudged_twice_then_the_call_ends(world):
     closings = prompts.load_yaml("closings.yaml")
     state = new_call(world.services)
     async with running_agent(state, [], user_away_timeout=0.2) as (session, _llm, hangups):
         policy = SilencePolicy(session, state, timeout_s=0.2)
-        for _ in range(100):
-            if hangups.count:
-                break
-            await asyncio.sleep(0.05)
+        await settle(lambda: hangups.count, limit_s=5)
     assert policy.nudges_given == 2 and hangups.count == 1
     assert spoken(session)[1:] == [*closings["silence_nudges"], closings["silence_goodbye"]]
     assert state.disposition() == "hung_up"
@@ -41,10 +46,7 @@ async def test_speaking_again_resets_the_nudges(world):
     state = new_call(world.services)
     async with running_agent(state, [], user_away_timeout=0.2) as (session, _llm, hangups):
         policy = SilencePolicy(session, state, timeout_s=0.2)
-        for _ in range(60):
-            if policy.nudges_given:
-                break
-            await asyncio.sleep(0.05)
+        await settle(lambda: policy.nudges_given, limit_s=3)
         assert policy.nudges_given == 1
         session.emit(
             "user_state_changed",
@@ -57,10 +59,7 @@ async def test_duration_limit_wraps_up_politely(world):
     state = new_call(world.services)
     async with running_agent(state, []) as (session, _llm, hangups):
         DurationLimit(session, state, max_seconds=0.2)
-        for _ in range(60):
-            if hangups.count:
-                break
-            await asyncio.sleep(0.05)
+        await settle(lambda: hangups.count, limit_s=3)
     assert hangups.count == 1
     assert spoken(session)[-1] == prompts.load_yaml("closings.yaml")["max_duration_goodbye"]
 

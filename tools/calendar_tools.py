@@ -64,20 +64,9 @@ async def offer_slots(
     state = context.userdata
     if state.caller_zone is None:
         raise ToolError("Ask which time zone the caller is in, then call set_time_zone first.")
-    now = state.now()
     on_day = _parse_day(state, day) if day else None
-    hours = state.services.hours
-    window_end = now + timedelta(days=hours.horizon_days + 1)
     async with speakable_failures("calendar"):
-        busy = await timed(state, state.services.calendar.busy(now, window_end))
-    slots = free_slots(
-        hours,
-        now=now,
-        busy=busy,
-        caller_zone=state.caller_zone,
-        on_day=on_day,
-        part_of_day=part_of_day,
-    )
+        slots = await _free_slots(state, on_day=on_day, part_of_day=part_of_day)
     if not slots and on_day is not None:
         return as_json({"slots": [], "note": "Nothing free that day. Ask about another day."})
     if not slots:
@@ -86,6 +75,24 @@ async def offer_slots(
         )
     state.offered = spread(slots, OFFER_COUNT)
     return as_json(_offer_payload(state, state.offered))
+
+
+async def _free_slots(
+    state: CallState, *, on_day: date | None = None, part_of_day: str | None = None
+) -> list[Interval]:
+    """Free slots from now to the booking horizon, read fresh from the calendar."""
+    assert state.caller_zone is not None
+    now, hours = state.now(), state.services.hours
+    window_end = now + timedelta(days=hours.horizon_days + 1)
+    busy = await timed(state, state.services.calendar.busy(now, window_end))
+    return free_slots(
+        hours,
+        now=now,
+        busy=busy,
+        caller_zone=state.caller_zone,
+        on_day=on_day,
+        part_of_day=part_of_day,
+    )
 
 
 def _offer_payload(state: CallState, slots: list[Interval]) -> dict[str, Any]:
@@ -175,13 +182,7 @@ async def book_meeting(
 
 
 async def _slot_taken(state: CallState) -> dict[str, Any]:
-    now = state.now()
-    assert state.caller_zone is not None
-    hours = state.services.hours
-    busy = await state.services.calendar.busy(now, now + timedelta(days=hours.horizon_days + 1))
-    state.offered = spread(
-        free_slots(hours, now=now, busy=busy, caller_zone=state.caller_zone), OFFER_COUNT
-    )
+    state.offered = spread(await _free_slots(state), OFFER_COUNT)
     return {
         "booked": False,
         "reason": "That time was just taken by someone else. Apologise and offer these instead.",

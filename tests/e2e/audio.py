@@ -3,7 +3,6 @@ energy analysis that finds speech in what the phone heard."""
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from standins.speech import parse_wav
+from standins.speech_detect import rms_dbfs as level_dbfs
 
 PHONE_BAND = "300-3400"  # what a narrowband phone line passes
 SPEECH_DBFS = -45.0  # a 10 ms window at least this loud counts as speech
@@ -86,13 +86,6 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> Path:
         wav.setframerate(sample_rate)
         wav.writeframes(samples.astype("<i2").tobytes())
     return path
-
-
-def level_dbfs(samples: np.ndarray) -> float:
-    if samples.size == 0:
-        return -math.inf
-    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64)))))
-    return 20 * math.log10(rms / 32768) if rms > 0 else -math.inf
 
 
 @dataclass(frozen=True)
