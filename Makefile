@@ -1,5 +1,5 @@
 # One command per job. Each installs what it needs first, so a fresh clone works.
-.PHONY: setup stack run test bench
+.PHONY: setup stack run test bench evals
 
 # scripts/setup.sh installs uv with `pip --user` when it is missing.
 export PATH := $(HOME)/.local/bin:$(PATH)
@@ -17,7 +17,12 @@ test: setup stack
 	uv run ruff check .
 	uv run ruff format --check .
 	uv run mypy
+	uv run lint-imports
 	uv run pytest
 
 bench: setup stack
 	uv run python bench/voice_latency.py $(ARGS)
+
+# The real prompts against a real OpenAI-compatible model; needs EVALS_API_KEY (see tests/test_evals.py).
+evals: setup
+	uv run pytest -m evals -rs

@@ -5,25 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Iterator
 
+from pydantic import SecretStr
+
 from agent.backends import build_services
 from agent.logs import setup_logging
-from agent.settings import Settings, SettingsError, load_settings
+from agent.settings import WorkerSettings, load_worker_settings
 from agent.worker import build_server
-from agent.wrapup import Outbox
-from tools.errors import IntegrationError
+from config import SettingsError
+from integrations.errors import IntegrationError
+from integrations.outbox import Outbox
 
 logger = logging.getLogger("agent")
 
 
 @contextlib.contextmanager
-def livekit_for(settings: Settings) -> Iterator[Settings]:
+def livekit_for(settings: WorkerSettings) -> Iterator[WorkerSettings]:
     """The configured LiveKit, or the local stack (started here, stopped on exit)."""
-    if settings.livekit_url:
+    if settings.livekit.livekit_url:
         yield settings
         return
     from localstack import LocalStack, StackNotInstalled, find_binary
@@ -37,37 +39,37 @@ def livekit_for(settings: Settings) -> Iterator[Settings]:
         raise SettingsError(str(exc)) from None
     try:
         env = stack.env()
-        os.environ.update(env)  # job processes read the same URL and keys
-        if with_sip:
-            _provision(settings)
-        logger.info("local LiveKit stack is up at %s", env["LIVEKIT_URL"])
-        yield Settings(
-            **{
-                **settings.model_dump(),
-                "livekit_url": env["LIVEKIT_URL"],
-                "livekit_api_key": env["LIVEKIT_API_KEY"],
-                "livekit_api_secret": env["LIVEKIT_API_SECRET"],
-            }
+        local = settings.with_livekit(
+            settings.livekit.model_copy(
+                update={
+                    "livekit_url": env["LIVEKIT_URL"],
+                    "livekit_api_key": env["LIVEKIT_API_KEY"],
+                    "livekit_api_secret": SecretStr(env["LIVEKIT_API_SECRET"]),
+                }
+            )
         )
+        if with_sip:
+            _provision(local)
+        logger.info("local LiveKit stack is up at %s", env["LIVEKIT_URL"])
+        yield local
     finally:
         stack.stop()
 
 
-def _provision(settings: Settings) -> None:
-    from localstack.provision import main as provision
+def _provision(settings: WorkerSettings) -> None:
+    from telephony.provision import ProvisionSettings, provision_from
 
-    os.environ.setdefault("AGENT_NAME", settings.agent_name)
-    if provision([]) != 0:
+    if provision_from(ProvisionSettings(settings.livekit, settings.telephony)) != 0:
         raise SettingsError("SIP provisioning failed; see the log above")
 
 
 OUTBOX_REPLAY_INTERVAL_S = 300.0
 
 
-async def replay_outbox_forever(settings: Settings) -> None:
+async def replay_outbox_forever(settings: WorkerSettings) -> None:
     """Deliver call records a CRM outage left behind: at start, then every few minutes."""
-    services = build_services(settings)
-    outbox = Outbox(settings.data_dir / "outbox.sqlite3")
+    services = build_services(settings.integrations, settings.business)
+    outbox = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
     try:
         while True:
             pending = len(outbox.pending())
@@ -83,7 +85,7 @@ async def replay_outbox_forever(settings: Settings) -> None:
         await services.crm.aclose()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: WorkerSettings) -> None:
     replaying = asyncio.create_task(replay_outbox_forever(settings))
     server = build_server(settings)
     loop = asyncio.get_running_loop()
@@ -105,8 +107,8 @@ async def serve(settings: Settings) -> None:
 
 def main() -> int:
     try:
-        settings = load_settings()
-        setup_logging(settings.log_level)
+        settings = load_worker_settings()
+        setup_logging(settings.livekit.log_level)
         with livekit_for(settings) as live:
             asyncio.run(serve(live))
     except SettingsError as exc:

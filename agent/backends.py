@@ -7,13 +7,13 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from agent.sales_agent import load_business_profile
-from agent.settings import Settings, SettingsError
-from agent.state import Services
-from tools.crm import Crm
-from tools.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
-from tools.qualification import load_criteria
-from tools.scheduling import Calendar
+from calls.business import load_business_profile
+from calls.call import Services
+from calls.qualification import load_criteria
+from config import BusinessSettings, IntegrationSettings, SettingsError
+from integrations.crm import Crm
+from integrations.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
+from integrations.scheduling import Calendar
 
 logger = logging.getLogger("agent.backends")
 
@@ -22,42 +22,58 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def build_services(settings: Settings, *, now: Callable[[], datetime] = utc_now) -> Services:
+def build_services(
+    integrations: IntegrationSettings,
+    business: BusinessSettings,
+    *,
+    now: Callable[[], datetime] = utc_now,
+) -> Services:
     store: EmbeddedStore | None = None
 
     def embedded() -> EmbeddedStore:
         nonlocal store
         if store is None:
-            store = EmbeddedStore(settings.data_dir / "embedded.sqlite3", now=now)
+            store = EmbeddedStore(integrations.data_dir / "embedded.sqlite3", now=now)
         return store
 
-    crm = _build_crm(settings, embedded)
-    calendar = _build_calendar(settings, embedded)
+    criteria = load_criteria()
+    crm = build_crm(integrations, criteria.crm_properties(), embedded)
+    calendar = _build_calendar(integrations, embedded)
     logger.info("CRM backend: %s; calendar backend: %s", crm.name, calendar.name)
     return Services(
         crm=crm,
         calendar=calendar,
-        hours=settings.business_hours(),
-        criteria=load_criteria(),
+        hours=business.business_hours(),
+        criteria=criteria,
         business=load_business_profile(),
         now=now,
-        default_region=settings.default_region,
-        announce_ai=settings.announce_ai,
-        announce_recording=settings.announce_recording,
+        default_region=business.default_region,
+        announce_ai=business.announce_ai,
+        announce_recording=business.announce_recording,
     )
 
 
-def _build_crm(settings: Settings, embedded: Callable[[], EmbeddedStore]) -> Crm:
+def build_crm(
+    settings: IntegrationSettings,
+    criteria_properties: frozenset[str],
+    embedded: Callable[[], EmbeddedStore],
+) -> Crm:
+    """The CRM; the properties the criteria file names are read and written besides the
+    standard allowlist."""
     if settings.hubspot_access_token is None:
-        return EmbeddedCrm(embedded())
-    from tools.hubspot_crm import HubSpotCrm
+        return EmbeddedCrm(embedded(), extra_contact_properties=criteria_properties)
+    from integrations.hubspot_crm import HubSpotCrm
 
     return HubSpotCrm(
-        settings.hubspot_access_token.get_secret_value(), base_url=settings.hubspot_base_url
+        settings.hubspot_access_token.get_secret_value(),
+        base_url=settings.hubspot_base_url,
+        extra_contact_properties=criteria_properties,
     )
 
 
-def _build_calendar(settings: Settings, embedded: Callable[[], EmbeddedStore]) -> Calendar:
+def _build_calendar(
+    settings: IntegrationSettings, embedded: Callable[[], EmbeddedStore]
+) -> Calendar:
     if settings.google_service_account_file is None:
         return EmbeddedCalendar(embedded())
     if not settings.google_service_account_file.exists():
@@ -65,7 +81,7 @@ def _build_calendar(settings: Settings, embedded: Callable[[], EmbeddedStore]) -
             f"GOOGLE_SERVICE_ACCOUNT_FILE points at {settings.google_service_account_file}, "
             "which does not exist."
         )
-    from tools.google_calendar import GoogleCalendar
+    from integrations.google_calendar import GoogleCalendar
 
     return GoogleCalendar.from_service_account(
         settings.google_service_account_file,

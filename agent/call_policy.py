@@ -8,8 +8,8 @@ from collections.abc import Awaitable
 
 from livekit.agents import AgentSession, UserStateChangedEvent
 
-import prompts
-from agent.state import CallState
+from calls.call import Call
+from prompts.lines import closing_lines
 
 logger = logging.getLogger("agent.call_policy")
 
@@ -21,13 +21,12 @@ class SilencePolicy:
     policy times the following nudges itself, each after the previous one has played.
     """
 
-    def __init__(self, session: AgentSession[CallState], state: CallState, *,
-                 timeout_s: float) -> None:  # fmt: skip
-        closings = prompts.load_yaml("closings.yaml")
-        self._nudges: list[str] = list(closings["silence_nudges"])
-        self._goodbye: str = closings["silence_goodbye"]
+    def __init__(self, session: AgentSession[Call], call: Call, *, timeout_s: float) -> None:
+        closings = closing_lines()
+        self._nudges = closings.silence_nudges
+        self._goodbye = closings.silence_goodbye
         self._session = session
-        self._state = state
+        self._call = call
         self._timeout_s = timeout_s
         self._count = 0
         self._epoch = 0  # bumped whenever the caller speaks, cancelling pending nudges
@@ -57,9 +56,9 @@ class SilencePolicy:
             task.add_done_callback(self._tasks.discard)
             return
         self._ended = True
-        logger.info("caller silent, ending the call", extra={"call_id": self._state.call_id})
+        logger.info("caller silent, ending the call")
         goodbye = self._session.say(self._goodbye, allow_interruptions=False)
-        self._state.hang_up_after(goodbye)
+        self._call.control.hang_up_after(goodbye)
 
     async def _after(self, nudge: Awaitable[object], epoch: int) -> None:
         await nudge
@@ -71,20 +70,17 @@ class SilencePolicy:
 class DurationLimit:
     """Wrap the call up politely once it reaches the configured maximum length."""
 
-    def __init__(
-        self, session: AgentSession[CallState], state: CallState, *, max_seconds: float
-    ) -> None:
+    def __init__(self, session: AgentSession[Call], call: Call, *, max_seconds: float) -> None:
         self._session = session
-        self._state = state
+        self._call = call
         self._task = asyncio.create_task(self._run(max_seconds))
 
     async def _run(self, max_seconds: float) -> None:
         await asyncio.sleep(max_seconds)
-        logger.info("maximum call duration reached", extra={"call_id": self._state.call_id})
-        goodbye = prompts.load_yaml("closings.yaml")["max_duration_goodbye"]
+        logger.info("maximum call duration reached")
         self._session.interrupt()
-        handle = self._session.say(goodbye, allow_interruptions=False)
-        self._state.hang_up_after(handle)
+        handle = self._session.say(closing_lines().max_duration_goodbye, allow_interruptions=False)
+        self._call.control.hang_up_after(handle)
 
     def cancel(self) -> None:
         self._task.cancel()

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 
-_PHONE = re.compile(r"\+?\d[\d\-\s().]{7,}\d")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-
-
-def mask_pii(text: str) -> str:
-    text = _EMAIL.sub(r"\1***@\2", text)
-    return _PHONE.sub(lambda m: "*" * max(len(m.group()) - 4, 0) + m.group()[-4:], text)
+from integrations.masking import mask
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,13 +14,13 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": mask_pii(record.getMessage()),
+            "msg": mask(record.getMessage()),
         }
         for key in ("call_id", "event_id", "room"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:
-            entry["exc"] = mask_pii(self.formatException(record.exc_info))
+            entry["exc"] = mask(self.formatException(record.exc_info))
         return json.dumps(entry)
 
 

@@ -5,24 +5,12 @@ from __future__ import annotations
 from livekit.agents import Agent, ChatContext
 
 import prompts
-from agent.state import BusinessProfile, CallState
+from calls.business import BusinessProfile
+from calls.call import Call
+from calls.time_zones import zone_label
+from integrations.masking import mask
+from prompts.lines import greeting_lines
 from tools.function_tools import sales_tools
-from tools.phone import mask_phone
-from tools.slots import zone_label
-
-
-def load_business_profile(name: str = "business.yaml") -> BusinessProfile:
-    raw = prompts.load_yaml(name)
-    meeting = raw["meeting"]
-    return BusinessProfile(
-        company_name=raw["company_name"],
-        agent_name=raw["agent_name"],
-        company_pitch=raw["company_pitch"],
-        product_summary=raw["product_summary"],
-        meeting_title=meeting["title"],
-        meeting_description=meeting["description"],
-        meeting_minutes=int(meeting["minutes"]),
-    )
 
 
 def instructions(business: BusinessProfile) -> str:
@@ -35,21 +23,22 @@ def instructions(business: BusinessProfile) -> str:
     )
 
 
-def greeting(state: CallState) -> str:
+def greeting(call: Call) -> str:
     """The first words, rendered without the LLM so the caller hears us at once."""
-    lines = prompts.load_yaml("greeting.yaml")
-    business = state.services.business
+    lines = greeting_lines()
+    business = call.services.business
+    state = call.state
     name = state.contact.firstname if state.contact else None
     if state.direction == "outbound":
-        opener = lines["outbound"]
+        opener = lines.outbound
     else:
-        opener = lines["known_caller"] if name else lines["new_caller"]
+        opener = lines.known_caller if name else lines.new_caller
     parts = [opener]
-    if state.services.announce_ai:
-        parts.append(lines["ai_disclosure"])
-    if state.services.announce_recording:
-        parts.append(lines["recording_notice"])
-    parts.append(lines["question_known"] if name else lines["question_new"])
+    if call.services.announce_ai:
+        parts.append(lines.ai_disclosure)
+    if call.services.announce_recording:
+        parts.append(lines.recording_notice)
+    parts.append(lines.question_known if name else lines.question_new)
     return prompts.render(
         " ".join(parts),
         name=name or "",
@@ -58,15 +47,16 @@ def greeting(state: CallState) -> str:
     )
 
 
-def call_context(state: CallState) -> str:
+def call_context(call: Call) -> str:
     """Facts about this call, from the CRM and the clock, given to the LLM as it starts."""
-    now = state.now().astimezone(state.services.hours.zone)
+    state, hours = call.state, call.services.hours
+    now = call.now().astimezone(hours.zone)
     facts = [
-        f"It is {now:%A %B %d, %Y, %I:%M %p} where our team is ({state.services.hours.time_zone}).",
+        f"It is {now:%A %B %d, %Y, %I:%M %p} where our team is ({hours.time_zone}).",
         f"Call direction: {state.direction}.",
     ]
     if state.caller_phone:
-        facts.append(f"Caller's number is on file as {mask_phone(state.caller_phone)}.")
+        facts.append(f"Caller's number is on file as {mask(state.caller_phone)}.")
     contact = state.contact
     if contact is not None:
         known = {
@@ -96,15 +86,20 @@ def call_context(state: CallState) -> str:
 
 
 class SalesAgent(Agent):
-    def __init__(self, state: CallState) -> None:
+    """The agent of one call. An outbound call is greeted once the lead answers, so the
+    worker greets (``greet_on_enter=False``); an inbound caller is greeted at once."""
+
+    def __init__(self, call: Call, *, greet_on_enter: bool = True) -> None:
         chat_ctx = ChatContext.empty()
-        chat_ctx.add_message(role="system", content=call_context(state))
+        chat_ctx.add_message(role="system", content=call_context(call))
         super().__init__(
-            instructions=instructions(state.services.business),
+            instructions=instructions(call.services.business),
             chat_ctx=chat_ctx,
-            tools=sales_tools(state.services.criteria),
+            tools=sales_tools(call.services.criteria),
         )
-        self._state = state
+        self._call = call
+        self._greet_on_enter = greet_on_enter
 
     async def on_enter(self) -> None:
-        self.session.say(greeting(self._state))
+        if self._greet_on_enter:
+            self.session.say(greeting(self._call))

@@ -9,8 +9,8 @@ from livekit.agents import AgentSession, inference, vad
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 from livekit.plugins import cartesia, deepgram, openai
 
-from agent.settings import Settings, SettingsError
-from agent.state import CallState
+from calls.call import Call
+from config import SettingsError, VoiceSettings
 
 # Phone audio is 8 kHz narrowband; the bridge upsamples, so ask Deepgram for 16 kHz, and keep
 # its own endpointing short: our turn detector, not Deepgram's, decides when the caller is done.
@@ -18,24 +18,24 @@ STT_SAMPLE_RATE = 16000
 STT_ENDPOINTING_MS = 25
 
 
-def build_llm(settings: Settings) -> openai.LLM:
+def build_llm(voice: VoiceSettings) -> openai.LLM:
     return openai.LLM(
-        model=settings.llm_model,
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url or "https://api.openai.com/v1",
+        model=voice.llm_model,
+        api_key=voice.openai_api_key.get_secret_value(),
+        base_url=voice.openai_base_url or "https://api.openai.com/v1",
         temperature=0.3,
         parallel_tool_calls=False,
     )
 
 
-def build_stt(settings: Settings) -> deepgram.STT:
+def build_stt(voice: VoiceSettings) -> deepgram.STT:
     kwargs: dict[str, Any] = {}
-    if settings.deepgram_base_url:
-        kwargs["base_url"] = settings.deepgram_base_url
+    if voice.deepgram_base_url:
+        kwargs["base_url"] = voice.deepgram_base_url
     return deepgram.STT(
-        model=settings.deepgram_model,
-        language=settings.stt_language,
-        api_key=settings.deepgram_api_key.get_secret_value(),
+        model=voice.deepgram_model,
+        language=voice.stt_language,
+        api_key=voice.deepgram_api_key.get_secret_value(),
         sample_rate=STT_SAMPLE_RATE,
         interim_results=True,
         punctuate=True,
@@ -47,14 +47,14 @@ def build_stt(settings: Settings) -> deepgram.STT:
     )
 
 
-def build_tts(settings: Settings) -> cartesia.TTS:
+def build_tts(voice: VoiceSettings) -> cartesia.TTS:
     kwargs: dict[str, Any] = {}
-    if settings.cartesia_base_url:
-        kwargs["base_url"] = settings.cartesia_base_url
+    if voice.cartesia_base_url:
+        kwargs["base_url"] = voice.cartesia_base_url
     return cartesia.TTS(
-        model=settings.cartesia_model,
-        voice=settings.cartesia_voice,
-        api_key=settings.cartesia_api_key.get_secret_value(),
+        model=voice.cartesia_model,
+        voice=voice.cartesia_voice,
+        api_key=voice.cartesia_api_key.get_secret_value(),
         **kwargs,
     )
 
@@ -66,50 +66,55 @@ def turn_detector() -> inference.TurnDetector:
 
 
 def build_session(
-    settings: Settings,
-    state: CallState,
+    voice: VoiceSettings,
+    call: Call,
     *,
     vad_model: vad.VAD,
+    user_away_timeout: float,
     llm: Any | None = None,
     stt: Any | None = None,
     tts: Any | None = None,
-) -> AgentSession[CallState]:
-    return AgentSession[CallState](
-        stt=stt or build_stt(settings),
-        llm=llm or build_llm(settings),
-        tts=tts or build_tts(settings),
+) -> AgentSession[Call]:
+    return AgentSession[Call](
+        stt=stt or build_stt(voice),
+        llm=llm or build_llm(voice),
+        tts=tts or build_tts(voice),
         vad=vad_model,
-        userdata=state,
+        userdata=call,
         max_tool_steps=5,
-        user_away_timeout=settings.silence_timeout_seconds,
+        user_away_timeout=user_away_timeout,
         turn_handling={
             "turn_detection": turn_detector(),
             "endpointing": {
                 "mode": "fixed",
-                "min_delay": settings.min_endpointing_delay,
-                "max_delay": settings.max_endpointing_delay,
+                "min_delay": voice.min_endpointing_delay,
+                "max_delay": voice.max_endpointing_delay,
             },
             "interruption": {
                 "enabled": True,
                 "mode": "vad",  # "adaptive" runs in LiveKit Cloud; a self-hosted agent can't
-                "min_duration": settings.min_interruption_seconds,
+                "min_duration": voice.min_interruption_seconds,
                 "resume_false_interruption": True,
                 "false_interruption_timeout": 1.5,
             },
-            "preemptive_generation": {"enabled": settings.preemptive_generation},
+            "preemptive_generation": {"enabled": voice.preemptive_generation},
         },
     )
 
 
-def room_options(settings: Settings) -> RoomOptions:
-    return RoomOptions(
-        audio_input=AudioInputOptions(noise_cancellation=_noise_cancellation(settings)),
+def room_options(voice: VoiceSettings, *, participant_identity: str | None = None) -> RoomOptions:
+    """Listen to the caller; on an outbound call, to the SIP participant being dialed."""
+    options = RoomOptions(
+        audio_input=AudioInputOptions(noise_cancellation=_noise_cancellation(voice)),
         close_on_disconnect=True,
     )
+    if participant_identity:
+        options.participant_identity = participant_identity
+    return options
 
 
-def _noise_cancellation(settings: Settings) -> Any:
-    if settings.noise_cancellation == "off":
+def _noise_cancellation(voice: VoiceSettings) -> Any:
+    if voice.noise_cancellation == "off":
         return None
     try:
         from livekit.plugins import noise_cancellation  # type: ignore[attr-defined,unused-ignore]
@@ -118,6 +123,6 @@ def _noise_cancellation(settings: Settings) -> Any:
             "NOISE_CANCELLATION is set but livekit-plugins-noise-cancellation is not installed: "
             "run `uv sync --extra noise-cancellation` (it needs LiveKit Cloud)."
         ) from None
-    if settings.noise_cancellation == "bvc_telephony":
+    if voice.noise_cancellation == "bvc_telephony":
         return noise_cancellation.BVCTelephony()
     return noise_cancellation.BVC()

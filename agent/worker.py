@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from livekit import api, rtc
-from livekit.agents import AgentServer, JobContext, JobProcess, get_job_context
+from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.plugins import silero
 
 from agent.backends import build_services
+from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
-from agent.sales_agent import SalesAgent
+from agent.sales_agent import SalesAgent, greeting
 from agent.session import build_llm, build_session, room_options
-from agent.settings import Settings, load_settings
-from agent.state import CallState, Services
-from agent.wrapup import Outbox, wrap_up
-from tools.crm import Contact
-from tools.errors import IntegrationError
-from tools.phone import InvalidPhoneNumber, mask_phone, normalise_phone
+from agent.settings import WorkerSettings
+from calls.call import Call, Services, new_call_state
+from calls.state import CallState, Direction
+from calls.wrapup import WrapUp
+from integrations.crm import Contact
+from integrations.errors import IntegrationError
+from integrations.masking import mask
+from integrations.outbox import Outbox
+from integrations.phone import InvalidPhoneNumber, normalise_phone
 
 logger = logging.getLogger("agent.worker")
 
@@ -29,47 +35,73 @@ SIP_CALLER_NUMBER = "sip.phoneNumber"
 SIP_TRUNK_NUMBER = "sip.trunkPhoneNumber"
 
 
-def prewarm(proc: JobProcess) -> None:
-    """Load models and build clients once per process, before any call arrives."""
+@dataclass(frozen=True)
+class DialRequest:
+    """An outbound call: a dispatch whose metadata names the number and the trunk."""
+
+    phone_number: str
+    sip_trunk_id: str
+
+    @property
+    def identity(self) -> str:
+        return f"sip-{self.phone_number.lstrip('+')}"
+
+
+def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
+    """Load models and build clients once per process, before any call arrives. The settings
+    come from the main process, so a job process never re-reads the environment."""
     from livekit.local_inference import init_eot
 
-    settings = load_settings()
     proc.userdata["settings"] = settings
-    proc.userdata["services"] = build_services(settings)
-    proc.userdata["outbox"] = Outbox(settings.data_dir / "outbox.sqlite3")
-    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_seconds)
+    proc.userdata["services"] = build_services(settings.integrations, settings.business)
+    proc.userdata["outbox"] = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
+    proc.userdata["vad"] = silero.VAD.load(
+        min_silence_duration=settings.voice.vad_min_silence_seconds
+    )
     init_eot()
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    settings: Settings = ctx.proc.userdata["settings"]
+    ctx.log_context_fields = {"call_id": ctx.job.id, "room": ctx.room.name}
+    settings: WorkerSettings = ctx.proc.userdata["settings"]
     services: Services = ctx.proc.userdata["services"]
-    dial = _dial_request(ctx.job.metadata)
+    dial = dial_request(ctx.job.metadata, region=services.default_region)
     await ctx.connect()
     if dial is not None:
-        participant = await _dial_out(ctx, dial)
+        state = await open_call(
+            services, call_id=ctx.job.id, direction="outbound",
+            caller_phone=dial.phone_number, our_number=None,
+        )  # fmt: skip
     else:
-        participant = await ctx.wait_for_participant()
-    state = await start_call_state(
-        services,
-        call_id=ctx.job.id,
-        direction="outbound" if dial else "inbound",
-        participant=participant,
-    )
-    state.hangup = hang_up
-    summarizer = build_llm(settings)
-    session = build_session(settings, state, vad_model=ctx.proc.userdata["vad"])
-    outbox: Outbox = ctx.proc.userdata["outbox"]
+        caller = await ctx.wait_for_participant()
+        state = await start_call_state(
+            services, call_id=ctx.job.id, direction="inbound", participant=caller
+        )
+    call = Call(state=state, services=services, control=LiveKitCallControl(ctx))
+    # Registered before anything can fail, so every call is recorded, even one never answered.
+    wrapup = WrapUp(call, summarizer=build_llm(settings.voice), outbox=ctx.proc.userdata["outbox"])
+    session = build_session(
+        settings.voice, call, vad_model=ctx.proc.userdata["vad"],
+        user_away_timeout=settings.business.silence_timeout_seconds,
+    )  # fmt: skip
 
-    async def finish() -> None:
-        await wrap_up(state, history=session.history, summarizer=summarizer, outbox=outbox)
+    async def record_call() -> None:
+        await wrapup.run(session.history)
 
-    ctx.add_shutdown_callback(finish)
-    session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics, call_id=ctx.job.id))
-    SilencePolicy(session, state, timeout_s=settings.silence_timeout_seconds)
-    limit = DurationLimit(session, state, max_seconds=settings.max_call_seconds)
+    ctx.add_shutdown_callback(record_call)
+    session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics))
+    SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
+    limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
-    await session.start(agent=SalesAgent(state), room=ctx.room, room_options=room_options(settings))
+    await session.start(
+        agent=SalesAgent(call, greet_on_enter=dial is None),
+        room=ctx.room,
+        room_options=room_options(
+            settings.voice, participant_identity=dial.identity if dial else None
+        ),
+    )
+    if dial is not None and await dial_out(ctx, dial, state):
+        session.say(greeting(call))
 
 
 _TURN_METRICS = {
@@ -83,7 +115,7 @@ _TURN_METRICS = {
 }
 
 
-def log_turn_metrics(metrics: Any, *, call_id: str) -> None:
+def log_turn_metrics(metrics: Any) -> None:
     """One line per turn stage (end of turn, LLM, TTS), so latency can be attributed from the
     logs; the end-of-turn line names the turn detector model that decided it."""
     fields = _TURN_METRICS.get(getattr(metrics, "type", ""))
@@ -95,41 +127,56 @@ def log_turn_metrics(metrics: Any, *, call_id: str) -> None:
         parts.append(f"model={metadata.model_name}")
     if getattr(metrics, "cancelled", False):
         parts.append("cancelled")
-    logger.info("%s %s", metrics.type, " ".join(parts), extra={"call_id": call_id})
+    logger.info("%s %s", metrics.type, " ".join(parts))
 
 
 async def start_call_state(
     services: Services,
     *,
     call_id: str,
-    direction: str,
-    participant: rtc.RemoteParticipant | None,
+    direction: Direction,
+    participant: rtc.RemoteParticipant | Any | None,
 ) -> CallState:
-    """The call's state, with the caller looked up in the CRM before the first word."""
+    """An inbound call's state from the SIP participant's attributes."""
     attributes = dict(participant.attributes) if participant else {}
-    state = CallState(
+    return await open_call(
+        services,
         call_id=call_id,
-        services=services,
-        direction="outbound" if direction == "outbound" else "inbound",
-        started_at=services.now(),
+        direction=direction,
         caller_phone=_phone(attributes.get(SIP_CALLER_NUMBER), services.default_region),
         our_number=_phone(attributes.get(SIP_TRUNK_NUMBER), services.default_region),
     )
-    state.infer_zone_from_phone()
-    if state.caller_phone:
-        contact = await lookup_caller(services, state.caller_phone, call_id=call_id)
+
+
+async def open_call(
+    services: Services,
+    *,
+    call_id: str,
+    direction: Direction,
+    caller_phone: str | None,
+    our_number: str | None,
+) -> CallState:
+    """The call's state, with the caller looked up in the CRM before the first word."""
+    state = new_call_state(
+        services,
+        call_id=call_id,
+        direction=direction,
+        caller_phone=caller_phone,
+        our_number=our_number,
+    )
+    if caller_phone:
+        contact = await lookup_caller(services, caller_phone)
         if contact is not None:
             state.set_contact(contact)
     return state
 
 
-async def lookup_caller(services: Services, phone: str, *, call_id: str) -> Contact | None:
+async def lookup_caller(services: Services, phone: str) -> Contact | None:
     try:
         async with asyncio.timeout(CRM_LOOKUP_TIMEOUT_S):
             return await services.crm.find_contact_by_phone(phone)
     except (IntegrationError, TimeoutError) as exc:
-        logger.warning("CRM lookup failed, greeting as a new caller: %r", exc,
-                       extra={"call_id": call_id})  # fmt: skip
+        logger.warning("CRM lookup failed, greeting as a new caller: %r", exc)
         return None
 
 
@@ -139,21 +186,12 @@ def _phone(raw: str | None, region: str) -> str | None:
     try:
         return normalise_phone(raw, default_region=region)
     except InvalidPhoneNumber:
-        logger.warning("caller number %s is not a valid phone number", mask_phone(raw))
+        logger.warning("caller number %s is not a valid phone number", mask(raw))
         return None
 
 
-async def hang_up() -> None:
-    """Deleting the room ends the SIP leg too, so the caller hears the line close."""
-    ctx = get_job_context()
-    try:
-        await ctx.delete_room()
-    finally:
-        ctx.shutdown(reason="agent ended the call")
-
-
-def _dial_request(metadata: str | None) -> dict[str, Any] | None:
-    """Outbound calls arrive as a dispatch whose metadata names the number to dial."""
+def dial_request(metadata: str | None, *, region: str = "US") -> DialRequest | None:
+    """The outbound call a dispatch asks for, or None for an inbound call."""
     if not metadata:
         return None
     try:
@@ -161,35 +199,51 @@ def _dial_request(metadata: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         logger.warning("dispatch metadata is not JSON; treating the call as inbound")
         return None
-    return data if isinstance(data, dict) and data.get("phone_number") else None
-
-
-async def _dial_out(ctx: JobContext, dial: dict[str, Any]) -> rtc.RemoteParticipant:
-    number = normalise_phone(str(dial["phone_number"]))
-    identity = f"sip-{number.lstrip('+')}"
-    await ctx.api.sip.create_sip_participant(
-        api.CreateSIPParticipantRequest(
-            room_name=ctx.room.name,
-            sip_trunk_id=str(dial["sip_trunk_id"]),
-            sip_call_to=number,
-            participant_identity=identity,
-            wait_until_answered=True,
-        )
+    if not isinstance(data, dict) or not data.get("phone_number"):
+        return None
+    return DialRequest(
+        phone_number=normalise_phone(str(data["phone_number"]), default_region=region),
+        sip_trunk_id=str(data.get("sip_trunk_id", "")),
     )
-    return await ctx.wait_for_participant(identity=identity)
 
 
-def build_server(settings: Settings) -> AgentServer:
+async def dial_out(ctx: JobContext, dial: DialRequest, state: CallState) -> bool:
+    """Dial the lead and wait for the answer. A busy line, no answer or a refusal is an
+    outcome, not a crash: it is recorded on the call and the job ends."""
+    try:
+        await ctx.api.sip.create_sip_participant(
+            api.CreateSIPParticipantRequest(
+                room_name=ctx.room.name,
+                sip_trunk_id=dial.sip_trunk_id,
+                sip_call_to=dial.phone_number,
+                participant_identity=dial.identity,
+                wait_until_answered=True,
+            )
+        )
+    except api.TwirpError as exc:
+        state.dial_failure = _dial_failure(exc)
+        logger.info("outbound call not answered: %s", state.dial_failure)
+        ctx.shutdown(reason=f"dial failed: {state.dial_failure}")
+        return False
+    return True
+
+
+def _dial_failure(exc: api.TwirpError) -> str:
+    if isinstance(exc, api.SipCallError) and exc.sip_status_code is not None:
+        return f"{exc.sip_status_code} {exc.sip_status or ''}".strip()
+    return f"{exc.code}: {exc.message}"
+
+
+def build_server(settings: WorkerSettings) -> AgentServer:
+    livekit = settings.livekit
     server = AgentServer(
-        setup_fnc=prewarm,
-        ws_url=settings.livekit_url,
-        api_key=settings.livekit_api_key,
-        api_secret=(
-            settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else None
-        ),
+        setup_fnc=functools.partial(prewarm, settings),
+        ws_url=livekit.livekit_url,
+        api_key=livekit.livekit_api_key,
+        api_secret=livekit.api_secret(),
         host="127.0.0.1",
         num_idle_processes=1,
-        load_threshold=settings.worker_load_threshold,
+        load_threshold=livekit.worker_load_threshold,
     )
-    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    server.rtc_session(entrypoint, agent_name=livekit.agent_name)
     return server

@@ -34,12 +34,10 @@ from typing import Any
 
 import psutil
 
-from agent.sales_agent import greeting, load_business_profile
-from agent.settings import Settings
-from localstack import StackNotInstalled
-from tests.e2e.harness import PROFILES, CallLab, LabConfig, Latencies
-from tests.e2e.phone import TestPhone
-from tests.e2e.scenarios import (
+from agent.sales_agent import greeting
+from callab.harness import PROFILES, CallLab, LabConfig, Latencies
+from callab.phone import TestPhone
+from callab.scenarios import (
     BENCH_BARGE,
     BENCH_PAUSE,
     BENCH_SCRIPT,
@@ -47,6 +45,9 @@ from tests.e2e.scenarios import (
     BENCH_UTTERANCES,
     CALLER,
 )
+from calls.business import load_business_profile
+from config import VoiceSettings
+from localstack import StackNotInstalled
 
 QUIET_S = 0.8  # the caller answers once the agent has been silent this long
 PAUSE_S = 1.5  # the caller's mid-sentence pause
@@ -322,8 +323,9 @@ def _agent_lines() -> list[str]:
     services = SimpleNamespace(
         business=load_business_profile(), announce_ai=True, announce_recording=True
     )
-    state = SimpleNamespace(services=services, contact=None, direction="inbound")
-    texts = [greeting(state)]  # type: ignore[arg-type]  # only these fields are read
+    state = SimpleNamespace(contact=None, direction="inbound")
+    call = SimpleNamespace(services=services, state=state)
+    texts = [greeting(call)]  # type: ignore[arg-type]  # only these fields are read
     texts += [str(s["say"]) for s in BENCH_SCRIPT.raw_steps if s.get("say")]
     return [part for text in texts for part in re.split(r"(?<=[.!?;:])\s+", text)]
 
@@ -387,7 +389,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = [p for p in args.profile if p not in PROFILES]
     if unknown:
         parser.error(f"unknown profile(s) {unknown}; choose from {sorted(PROFILES)}")
-    if args.vad_min_silence and "vad_min_silence_seconds" not in Settings.model_fields:
+    if args.vad_min_silence and "vad_min_silence_seconds" not in VoiceSettings.model_fields:
         parser.error(
             "--vad-min-silence: the worker has no VAD_MIN_SILENCE_SECONDS setting yet (the "
             "silero VAD is loaded with its default min_silence_duration of 0.55 s)"

@@ -6,9 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-# Tests never read a developer's .env or real keys: every setting a test needs, it sets.
+import config
+
+# Tests never read a developer's .env, real keys or shell settings: every setting a test needs,
+# it sets.
 for _name in list(os.environ):
-    if _name.startswith(("HUBSPOT_", "GOOGLE_", "DEEPGRAM_", "OPENAI_", "CARTESIA_", "LIVEKIT_")):
+    vendor = _name.startswith(("HUBSPOT_", "GOOGLE_", "DEEPGRAM_", "OPENAI_", "CARTESIA_"))
+    if vendor or _name in config.variable_names():
         del os.environ[_name]
 
 # Monday 23 November 2026, 10:00 in New York.
@@ -34,7 +38,7 @@ def clock() -> Iterator[Clock]:
 def world(request, tmp_path, clock):
     """Where a test call's CRM and calendar live: the embedded SQLite backends, or the real
     HubSpot and Google clients talking to the local fake servers."""
-    from agent.wrapup import Outbox
+    from integrations.outbox import Outbox
 
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     if request.param == "embedded":
@@ -44,8 +48,8 @@ def world(request, tmp_path, clock):
 
 
 def _embedded_world(tmp_path, clock, outbox):
+    from integrations.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
     from tests.worlds import EmbeddedWorld, make_services
-    from tools.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "embedded.sqlite3", now=clock)
     services = make_services(EmbeddedCrm(store), EmbeddedCalendar(store), clock)
@@ -62,11 +66,11 @@ async def _no_sleep(_seconds: float) -> None:
 def _vendor_world(tmp_path, clock, outbox):
     import json
 
+    from integrations.google_calendar import GoogleCalendar, RetryPolicy
+    from integrations.hubspot_crm import HubSpotCrm
     from tests.fakes.google_calendar import FakeGoogleCalendar
     from tests.fakes.hubspot import FakeHubSpot
     from tests.worlds import VendorWorld, make_services
-    from tools.google_calendar import GoogleCalendar, RetryPolicy
-    from tools.hubspot_crm import HubSpotCrm
 
     with FakeHubSpot() as hubspot, FakeGoogleCalendar(calendar_id="sales@example.com") as google:
         key_file = tmp_path / "service-account.json"

@@ -12,10 +12,12 @@ import pytest
 import prompts
 from agent.sales_agent import greeting
 from agent.worker import start_call_state
-from agent.wrapup import Outbox, wrap_up
-from tests.agent_harness import new_call, running_agent
+from calls.call import Call as LiveCall
+from calls.wrapup import WrapUp
+from integrations.outbox import Outbox
+from integrations.scheduling import Calendar, Event, EventRequest, Interval
+from tests.agent_harness import Hangups, new_call, running_agent
 from tests.scripted_llm import Call, Step, call, offered_slot, say, tool_output
-from tools.scheduling import Calendar, Event, EventRequest, Interval
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +44,12 @@ QUALIFY_AND_BOOK = [
     call("offer_slots"),
     say("I have a few times."),
     call("book_meeting", lambda ctx: {**first_offered(ctx), "email": "jane@acme.com"}),
-    Step(text="You're booked.", calls=[Call("end_call", {"outcome": "booked"})]),
+    Step(text="You're booked.", calls=[Call("end_call")]),
 ]
 
 
-async def finish(world, state, session) -> None:
-    await wrap_up(state, history=session.history, summarizer=None, outbox=world.outbox)
+async def finish(world, the_call, session) -> None:
+    await WrapUp(the_call, summarizer=None, outbox=world.outbox).run(session.history)
 
 
 async def test_known_caller_is_greeted_by_name_and_not_asked_again(world):
@@ -58,15 +60,16 @@ async def test_known_caller_is_greeted_by_name_and_not_asked_again(world):
     state = await start_call_state(
         world.services, call_id="c-known", direction="inbound", participant=sip_caller
     )
-    assert state.contact is not None and state.contact.firstname == "Dana"
-    assert state.qualification.answers["company_size"] == 40
+    the_call = LiveCall(state=state, services=world.services, control=Hangups())
+    assert the_call.state.contact is not None and the_call.state.contact.firstname == "Dana"
+    assert the_call.state.qualification.answers["company_size"] == 40
 
     steps = [call("record_qualification", {"need": "forecasting"}), say("Thanks.")]
-    async with running_agent(state, steps) as (session, _llm, _hangups):
+    async with running_agent(the_call, steps) as (session, _llm, _hangups):
         result = await session.run(user_input="I want better forecasts")
     spoken = [i.text_content for i in session.history.items if i.type == "message" and
               i.role == "assistant"]  # fmt: skip
-    assert spoken[0] == greeting(state)
+    assert spoken[0] == greeting(the_call)
     assert "Dana" in spoken[0]
     status = result.expect.next_event().is_function_call(name="record_qualification")
     output = tool_output(session.history, "record_qualification")
@@ -76,8 +79,8 @@ async def test_known_caller_is_greeted_by_name_and_not_asked_again(world):
 
 
 async def test_new_lead_is_qualified_and_booked(world):
-    state = new_call(world.services, caller_phone=CALLER)
-    async with running_agent(state, QUALIFY_AND_BOOK) as (session, scripted, hangups):
+    the_call = new_call(world.services, caller_phone=CALLER)
+    async with running_agent(the_call, QUALIFY_AND_BOOK) as (session, scripted, hangups):
         for line in (
             "Hi, I'm Jane from Acme, we need forecasting",
             "About twenty sellers, on HubSpot",
@@ -87,12 +90,12 @@ async def test_new_lead_is_qualified_and_booked(world):
         ):
             await session.run(user_input=line)
         await asyncio.sleep(0.1)
-    await finish(world, state, session)
+    await finish(world, the_call, session)
 
     assert scripted.remaining == 0 and hangups.count == 1
     [event] = world.events()
     assert event.attendees == ("jane@acme.com",) and event.meet_link
-    assert event.start == state.offered[0].start
+    assert event.start == the_call.state.offered[0].start
     [contact] = world.contacts()
     assert (contact["firstname"], contact["company"], contact["email"]) == (
         "Jane", "Acme", "jane@acme.com",
@@ -103,6 +106,30 @@ async def test_new_lead_is_qualified_and_booked(world):
     assert len(world.notes()) == 1
     [deal] = world.deals()
     assert deal["contact_id"] == contact["id"]
+    assert contact["numemployees"] == "20"  # criteria's crm_property, written back
+
+
+async def test_hot_lead_disposition_comes_from_the_rules_with_the_marked_deal_amount(world):
+    answers = {"existing_customer": False, "need": "forecasting", "company_size": 60,
+               "crm_system": "salesforce", "decision_role": "decision_maker",
+               "timeline": "this_month", "budget_usd": "2k"}  # fmt: skip
+    steps = [
+        call("record_qualification", answers),
+        call("hand_to_rep", {"reason": "60 sellers, buying this month"}),
+        Step(text="A specialist will call you.", calls=[Call("end_call")]),
+    ]
+    the_call = new_call(world.services, caller_phone=CALLER)
+    async with running_agent(the_call, steps) as (session, _llm, hangups):
+        await session.run(user_input="We have 60 sellers and want it this month, budget 2k")
+        await asyncio.sleep(0.1)
+    await finish(world, the_call, session)
+    assert hangups.count == 1
+    [logged] = world.logged_calls()
+    assert logged["disposition"] == "qualified"
+    [deal] = world.deals()
+    assert float(deal["amount"]) == 2000.0
+    [contact] = world.contacts()
+    assert contact["numemployees"] == "60"
 
 
 async def test_disqualified_lead_is_closed_politely(world):
@@ -112,16 +139,16 @@ async def test_disqualified_lead_is_closed_politely(world):
             {"existing_customer": False, "need": "pipeline reports", "crm_system": "none"},
         ),
         say("Thanks for telling me."),
-        Step(text="Best of luck.", calls=[Call("end_call", {"outcome": "disqualified"})]),
+        Step(text="Best of luck.", calls=[Call("end_call")]),
     ]
-    state = new_call(world.services, caller_phone=CALLER)
-    async with running_agent(state, steps) as (session, _llm, hangups):
+    the_call = new_call(world.services, caller_phone=CALLER)
+    async with running_agent(the_call, steps) as (session, _llm, hangups):
         result = await session.run(user_input="We don't use a CRM, we want pipeline reports")
         assert tool_output(session.history, "record_qualification")["route"] == "disqualify"
         result = await session.run(user_input="OK, thanks anyway")
-        result.expect.contains_function_call(name="end_call", arguments={"outcome": "disqualified"})
+        result.expect.contains_function_call(name="end_call")
         await asyncio.sleep(0.1)
-    await finish(world, state, session)
+    await finish(world, the_call, session)
     assert hangups.count == 1
     [logged] = world.logged_calls()
     assert logged["disposition"] == "disqualified"
@@ -129,7 +156,7 @@ async def test_disqualified_lead_is_closed_politely(world):
 
 
 async def test_slot_taken_between_offer_and_booking_offers_another(world):
-    state = new_call(world.services, caller_phone=CALLER)
+    the_call = new_call(world.services, caller_phone=CALLER)
     steps = [
         call("set_time_zone", {"time_zone": "Eastern"}),
         call("offer_slots"),
@@ -142,9 +169,9 @@ async def test_slot_taken_between_offer_and_booking_offers_another(world):
         ),
         say("Booked."),
     ]
-    async with running_agent(state, steps) as (session, _llm, _h):
+    async with running_agent(the_call, steps) as (session, _llm, _h):
         await session.run(user_input="Can we meet? I'm on Eastern time")
-        taken = state.offered[0]
+        taken = the_call.state.offered[0]
         world.seed_busy(taken.start, taken.end)
         await session.run(user_input="The first one")
         refused = tool_output(session.history, "book_meeting")
@@ -153,16 +180,16 @@ async def test_slot_taken_between_offer_and_booking_offers_another(world):
         await session.run(user_input="Sure, the first of those")
         assert tool_output(session.history, "book_meeting")["booked"] is True
     [event] = world.events()
-    assert event.start != taken.start and event.start == state.offered[0].start
+    assert event.start != taken.start and event.start == the_call.state.offered[0].start
 
 
 async def test_robot_question_gets_an_honest_answer(world):
-    state = new_call(world.services, caller_phone=CALLER)
+    the_call = new_call(world.services, caller_phone=CALLER)
     steps = [say("I'm Northwind's AI assistant. Want a person to call you back?")]
-    async with running_agent(state, steps) as (session, scripted, _h):
+    async with running_agent(the_call, steps) as (session, scripted, _h):
         await session.run(user_input="Wait, am I talking to a robot?")
     disclosure = prompts.load_yaml("greeting.yaml")["ai_disclosure"]
-    assert disclosure in greeting(state)
+    assert disclosure in greeting(the_call)
     instructions = scripted.requests[0].items[0].text_content
     assert "Never claim to be human" in instructions
 
@@ -188,7 +215,7 @@ async def test_caller_hangs_up_mid_booking_and_the_crm_is_written_once(world):
     from dataclasses import replace
 
     services = replace(world.services, calendar=SlowCalendar(world.services.calendar, 0.5))
-    state = new_call(services, caller_phone=CALLER)
+    the_call = new_call(services, caller_phone=CALLER)
     steps = [
         call("set_time_zone", {"time_zone": "Eastern"}),
         call("offer_slots"),
@@ -196,21 +223,21 @@ async def test_caller_hangs_up_mid_booking_and_the_crm_is_written_once(world):
         call("book_meeting", first_offered),
         say("Booked."),
     ]
-    async with running_agent(state, steps) as (session, _llm, _h):
+    async with running_agent(the_call, steps) as (session, _llm, _h):
         await session.run(user_input="Book me in, Eastern time")
         session.run(user_input="The first one")
         await asyncio.sleep(0.2)  # the insert is under way ...
     # ... when the caller hangs up: the session is gone, and every end-of-call path fires.
-    await asyncio.gather(*(finish(world, state, session) for _ in range(3)))
+    await asyncio.gather(*(finish(world, the_call, session) for _ in range(3)))
     [event] = world.events()
     [logged] = world.logged_calls()
     assert logged["disposition"] == "booked"
-    assert event.start == state.offered[0].start
+    assert event.start == the_call.state.offered[0].start
     assert len(world.deals()) == 1
 
 
 async def test_past_and_impossible_dates_get_clear_errors(world):
-    state = new_call(world.services, caller_phone=CALLER)
+    the_call = new_call(world.services, caller_phone=CALLER)
     yesterday = (world.services.now() - timedelta(days=1)).date().isoformat()
     steps = [
         Step(
@@ -225,7 +252,7 @@ async def test_past_and_impossible_dates_get_clear_errors(world):
         ),
         say("Sorry, which day did you mean?"),
     ]
-    async with running_agent(state, steps) as (session, _llm, _h):
+    async with running_agent(the_call, steps) as (session, _llm, _h):
         result = await session.run(user_input="Yesterday works")
     errors = [e.item for e in result.events if e.type == "function_call_output" and e.item.is_error]
     assert len(errors) == 5
@@ -237,21 +264,21 @@ async def test_past_and_impossible_dates_get_clear_errors(world):
 
 
 async def test_crm_outage_at_wrap_up_is_queued_not_lost(world, tmp_path):
-    state = new_call(world.services, caller_phone=CALLER)
-    state.outcome = "nurture"
+    the_call = new_call(world.services, caller_phone=CALLER)
+    the_call.state.ended_by_agent = True  # undecided by the rules: a lead to nurture
 
     class DownCrm:
         name = "down"
 
         async def upsert_contact(self, **_kw):
-            from tools.errors import TemporarilyUnavailable
+            from integrations.errors import TemporarilyUnavailable
 
             raise TemporarilyUnavailable("503")
 
     down = type(world.services)(**{**world.services.__dict__, "crm": DownCrm()})
-    state.services = down
+    the_call.services = down
     outbox = Outbox(tmp_path / "outbox.sqlite3")
-    result = await wrap_up(state, history=_empty_history(), summarizer=None, outbox=outbox)
+    result = await WrapUp(the_call, summarizer=None, outbox=outbox).run(_empty_history())
     assert result is not None and result.queued
     assert world.logged_calls() == []
     assert await outbox.replay(world.services.crm) == 1

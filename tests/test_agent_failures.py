@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from agent.wrapup import wrap_up
+from calls.wrapup import WrapUp
 from tests.agent_harness import new_call, running_agent
 from tests.scripted_llm import Call, Step, call, offered_slot, say, tool_output
 
@@ -25,9 +25,9 @@ def vendor(world):
 @pytest.mark.parametrize("world", ["vendor"], indirect=True)
 async def test_hubspot_429_is_retried_after_retry_after_then_succeeds(vendor):
     vendor.hubspot.fail_next("contacts.create", status=429, retry_after=2, times=1)
-    state = new_call(vendor.services, caller_phone=CALLER)
+    the_call = new_call(vendor.services, caller_phone=CALLER)
     steps = [call("save_contact_details", {"first_name": "Ana", "email": "ana@x.io"}), say("Ok")]
-    async with running_agent(state, steps) as (session, _llm, _h):
+    async with running_agent(the_call, steps) as (session, _llm, _h):
         result = await session.run(user_input="I'm Ana, ana@x.io")
     output = result.expect.next_event().is_function_call(name="save_contact_details")
     assert output is not None
@@ -41,22 +41,26 @@ async def test_hubspot_429_is_retried_after_retry_after_then_succeeds(vendor):
 @pytest.mark.parametrize("world", ["vendor"], indirect=True)
 async def test_calendar_outage_never_invents_a_booking(vendor):
     vendor.google.fail_next("freebusy.query", status=503, times=50)
-    state = new_call(vendor.services, caller_phone=CALLER)
+    the_call = new_call(vendor.services, caller_phone=CALLER)
+    qualified = {"existing_customer": False, "need": "forecasting", "company_size": 20,
+                 "crm_system": "hubspot", "decision_role": "decision_maker",
+                 "timeline": "this_quarter"}  # fmt: skip
     steps = [
+        call("record_qualification", qualified),
         call("set_time_zone", {"time_zone": "Pacific"}),
         call("offer_slots"),
         say("I can't reach our calendar right now. Can someone email you a few times?"),
         call("request_follow_up", {"how": "email_times"}),
-        Step(text="Done.", calls=[Call("end_call", {"outcome": "qualified"})]),
+        Step(text="Done.", calls=[Call("end_call")]),
     ]
-    async with running_agent(state, steps) as (session, _llm, hangups):
+    async with running_agent(the_call, steps) as (session, _llm, hangups):
         result = await session.run(user_input="Let's book a demo, I'm on Pacific time")
         failure = [e.item for e in result.events if e.type == "function_call_output"][-1]
         assert failure.is_error and "unavailable" in failure.output
         await session.run(user_input="Yes please email me")
         await asyncio.sleep(0.1)
-    await wrap_up(state, history=session.history, summarizer=None, outbox=vendor.outbox)
-    assert vendor.events() == [] and state.booking is None and hangups.count == 1
+    await WrapUp(the_call, summarizer=None, outbox=vendor.outbox).run(session.history)
+    assert vendor.events() == [] and the_call.state.booking is None and hangups.count == 1
     [logged] = vendor.logged_calls()
     assert logged["disposition"] == "qualified"
     [note] = vendor.notes()
@@ -64,7 +68,7 @@ async def test_calendar_outage_never_invents_a_booking(vendor):
 
 
 async def test_reschedule_and_cancel_the_meeting_booked_on_this_call(world):
-    state = new_call(world.services, caller_phone=CALLER)
+    the_call = new_call(world.services, caller_phone=CALLER)
     steps = [
         call("set_time_zone", {"time_zone": "Eastern"}),
         call("offer_slots"),
@@ -75,13 +79,13 @@ async def test_reschedule_and_cancel_the_meeting_booked_on_this_call(world):
         call("cancel_meeting"),
         say("Cancelled."),
     ]
-    async with running_agent(state, steps) as (session, _llm, _h):
+    async with running_agent(the_call, steps) as (session, _llm, _h):
         await session.run(user_input="Book the first time, Eastern")
-        first, second = state.offered[0], state.offered[1]
+        first, second = the_call.state.offered[0], the_call.state.offered[1]
         [event] = world.events()
         assert event.start == first.start
         await session.run(user_input="Actually, the second time")
         [event] = world.events()
         assert event.start == second.start
         await session.run(user_input="Cancel it, sorry")
-    assert world.events() == [] and state.booking is None
+    assert world.events() == [] and the_call.state.booking is None

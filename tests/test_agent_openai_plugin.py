@@ -9,11 +9,11 @@ from livekit.agents import AgentSession
 
 from agent.sales_agent import SalesAgent
 from agent.session import build_llm
-from agent.settings import Settings
-from agent.wrapup import wrap_up
-from standins.chat_script import ChatScript
-from standins.openai_chat import OpenAIChatStandin
-from tests.agent_harness import Hangups, new_call
+from callab.standins.chat_script import ChatScript
+from callab.standins.openai_chat import OpenAIChatStandin
+from calls.wrapup import WrapUp
+from config import VoiceSettings
+from tests.agent_harness import new_call
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +39,8 @@ SUMMARY_SCRIPT = [
 ]  # fmt: skip
 
 
-def settings_for(base_url: str) -> Settings:
-    return Settings(
+def settings_for(base_url: str) -> VoiceSettings:
+    return VoiceSettings(
         deepgram_api_key="unused",  # type: ignore[arg-type]
         cartesia_api_key="unused",  # type: ignore[arg-type]
         openai_api_key="test-key",  # type: ignore[arg-type]
@@ -55,10 +55,9 @@ async def test_real_openai_plugin_runs_the_agents_tools(world):
         OpenAIChatStandin(script=ChatScript.from_data(SUMMARY_SCRIPT)) as summary_server,
     ):
         llm = build_llm(settings_for(server.base_url))
-        state = new_call(world.services, caller_phone="+14155550100")
-        state.hangup = Hangups()
-        async with AgentSession(llm=llm, userdata=state) as session:
-            await session.start(SalesAgent(state))
+        the_call = new_call(world.services, caller_phone="+14155550100")
+        async with AgentSession(llm=llm, userdata=the_call) as session:
+            await session.start(SalesAgent(the_call))
             result = await session.run(user_input="We have twenty sellers on HubSpot")
             result.expect.contains_function_call(name="record_qualification")
             result.expect.contains_function_call(name="save_contact_details")
@@ -69,12 +68,12 @@ async def test_real_openai_plugin_runs_the_agents_tools(world):
         assert {"record_qualification", "book_meeting", "end_call"} <= set(first.tool_names)
         schema = next(t for t in first.tools if t["function"]["name"] == "record_qualification")
         assert "timeline" in schema["function"]["parameters"]["properties"]
-        assert state.qualification.answers == {"company_size": 20, "crm_system": "hubspot"}
-        assert state.contact is not None and state.contact.firstname == "Jane"
+        assert the_call.state.qualification.answers == {"company_size": 20, "crm_system": "hubspot"}
+        assert the_call.state.contact is not None and the_call.state.contact.firstname == "Jane"
 
         summarizer = build_llm(settings_for(summary_server.base_url))
-        outcome = await wrap_up(
-            state, history=session.history, summarizer=summarizer, outbox=world.outbox
+        outcome = await WrapUp(the_call, summarizer=summarizer, outbox=world.outbox).run(
+            session.history
         )
         assert "Agent: Thanks Jane" in summary_server.requests[0].messages[-1]["content"]
     assert outcome is not None and not outcome.queued

@@ -33,19 +33,19 @@ async def settle(condition, *, limit_s: float) -> None:
 
 async def test_silent_caller_is_nudged_twice_then_the_call_ends(world):
     closings = prompts.load_yaml("closings.yaml")
-    state = new_call(world.services)
-    async with running_agent(state, [], user_away_timeout=0.2) as (session, _llm, hangups):
-        policy = SilencePolicy(session, state, timeout_s=0.2)
+    the_call = new_call(world.services)
+    async with running_agent(the_call, [], user_away_timeout=0.2) as (session, _llm, hangups):
+        policy = SilencePolicy(session, the_call, timeout_s=0.2)
         await settle(lambda: hangups.count, limit_s=5)
     assert policy.nudges_given == 2 and hangups.count == 1
     assert spoken(session)[1:] == [*closings["silence_nudges"], closings["silence_goodbye"]]
-    assert state.disposition() == "hung_up"
+    assert the_call.state.disposition() == "hung_up"
 
 
 async def test_speaking_again_resets_the_nudges(world):
-    state = new_call(world.services)
-    async with running_agent(state, [], user_away_timeout=0.2) as (session, _llm, hangups):
-        policy = SilencePolicy(session, state, timeout_s=0.2)
+    the_call = new_call(world.services)
+    async with running_agent(the_call, [], user_away_timeout=0.2) as (session, _llm, hangups):
+        policy = SilencePolicy(session, the_call, timeout_s=0.2)
         await settle(lambda: policy.nudges_given, limit_s=3)
         assert policy.nudges_given == 1
         session.emit(
@@ -56,9 +56,9 @@ async def test_speaking_again_resets_the_nudges(world):
 
 
 async def test_duration_limit_wraps_up_politely(world):
-    state = new_call(world.services)
-    async with running_agent(state, []) as (session, _llm, hangups):
-        DurationLimit(session, state, max_seconds=0.2)
+    the_call = new_call(world.services)
+    async with running_agent(the_call, []) as (session, _llm, hangups):
+        DurationLimit(session, the_call, max_seconds=0.2)
         await settle(lambda: hangups.count, limit_s=3)
     assert hangups.count == 1
     assert spoken(session)[-1] == prompts.load_yaml("closings.yaml")["max_duration_goodbye"]

@@ -1,7 +1,7 @@
 """Whole calls through the real local LiveKit stack and the real worker process.
 
 Each test starts its own stack, stand-ins and worker (`python -m agent`) on free loopback
-ports and stops them after. The caller is the test phone (tests/e2e/phone.py): a WebRTC
+ports and stops them after. The caller is the test phone (callab/phone.py): a WebRTC
 participant standing in for the SIP leg, since livekit-sip cannot be installed here.
 Recordings of what the phone heard are left in each test's tmp_path as `heard.wav`.
 """
@@ -19,12 +19,10 @@ from typing import Any
 import pytest
 
 import prompts
-from localstack import StackNotInstalled
-from standins.chat_script import message_text
-from tests.e2e.audio import AudioToolMissing, speech_spans
-from tests.e2e.harness import CallLab, LabConfig
-from tests.e2e.phone import TestPhone
-from tests.e2e.scenarios import (
+from callab.audio import AudioToolMissing, speech_spans
+from callab.harness import CallLab, LabConfig
+from callab.phone import TestPhone
+from callab.scenarios import (
     BARGE_IN_LINES,
     BARGE_IN_REPLY,
     BARGE_IN_SCRIPT,
@@ -42,6 +40,8 @@ from tests.e2e.scenarios import (
     SUMMARY,
     script,
 )
+from callab.standins.chat_script import message_text
+from localstack import StackNotInstalled
 from tests.worlds import EmbeddedWorld
 
 pytestmark = pytest.mark.e2e
@@ -248,3 +248,25 @@ async def test_pause_mid_sentence_is_not_cut_off_with_patient_endpointing(
     print(f"{len(partial)} LLM request(s) before the caller finished (preemptive, unspoken)")
     assert lab.llm.script.fallback not in spoken_texts(lab)
     assert BUDGET_REPLY in spoken_texts(lab)
+
+
+async def test_an_outbound_call_that_cannot_be_placed_is_still_recorded(
+    start_lab: StartLab, tmp_path: Path
+) -> None:
+    # No trunk by that id: LiveKit refuses the dial at once. The wrap-up is registered before
+    # the dial, so the lead still gets a contact and a call record saying it was not reached.
+    lab = await start_lab(script=script([]), utterances=[])
+    room = await lab.dispatch_outbound(CALLER, sip_trunk_id="ST_no_such_trunk")
+    database = tmp_path / "lab" / "data" / "embedded.sqlite3"
+    world = EmbeddedWorld(database, services=None)  # type: ignore[arg-type]  # reads the db only
+    (logged,) = await eventually(world.logged_calls, limit_s=60)
+    assert logged["disposition"] == "not_reached"
+    assert logged["direction"] == "outbound" and logged["to_number"] == CALLER
+    assert "not_found" in logged["qualification"]["not_reached"]
+    (contact,) = world.contacts()
+    assert contact["phone"] == CALLER and contact["id"] == logged["contact_id"]
+    assert lab.tts.contexts == []  # nobody answered, so nothing was said
+    # Every line of the call carries its call id and room, stamped by the job's log context.
+    records = lab.worker_log_records()
+    ours = [r for r in records if r["msg"].startswith(("outbound call", "call written"))]
+    assert len(ours) == 2 and all(r.get("call_id") and r.get("room") == room for r in ours)

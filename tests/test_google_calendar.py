@@ -14,10 +14,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.oauth2.credentials import Credentials as UserCredentials
 
+from integrations.errors import InvalidRequest, OutcomeUnknown, TemporarilyUnavailable
+from integrations.google_calendar import GoogleCalendar, RetryPolicy
+from integrations.scheduling import Calendar, CalendarError, EventConflict, EventRequest, Interval
 from tests.fakes.google_calendar import CALENDAR_SCOPE, FakeGoogleCalendar, TokenGrant, Write
-from tools.errors import InvalidRequest, OutcomeUnknown, TemporarilyUnavailable
-from tools.google_calendar import GoogleCalendar, RetryPolicy
-from tools.scheduling import Calendar, CalendarError, EventConflict, EventRequest, Interval
 
 pytestmark = pytest.mark.integration
 

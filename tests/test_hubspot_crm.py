@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from integrations.crm import CallRecord, CrmConflict, DealRequest
+from integrations.errors import InvalidRequest, OutcomeUnknown, TemporarilyUnavailable
+from integrations.hubspot_crm import HubSpotAuthError, HubSpotCrm
 from tests.fakes.hubspot import Association, FakeHubSpot
-from tools.crm import CallRecord, CrmConflict, DealRequest
-from tools.errors import InvalidRequest, OutcomeUnknown, TemporarilyUnavailable
-from tools.hubspot_crm import HubSpotAuthError, HubSpotCrm
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from livekit.protocol import rtc
 
 from localstack import LocalStack, StackNotInstalled, StackPorts, find_binary
 from localstack.probes import sip_options_status
-from localstack.provision import Action, SipPlan, provision
 from localstack.sockets import is_loopback, listening_sockets
+from telephony.provision import Action, SipPlan, provision
 
 pytestmark = pytest.mark.e2e
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.logs import mask_pii
-from tools.phone import InvalidPhoneNumber, mask_email, mask_phone, normalise_phone
+from integrations.masking import mask
+from integrations.phone import InvalidPhoneNumber, normalise_phone
 
 pytestmark = pytest.mark.unit
 
@@ -30,8 +30,9 @@ def test_malformed_numbers_are_rejected_without_echoing_them(raw):
 
 
 def test_masking():
-    assert mask_phone("+14155550123") == "+1******0123"
-    assert mask_email("jane@acme.com") == "j***@acme.com"
-    assert (
-        mask_pii("call +1 415 555 0123 or jane@acme.com") == "call ***********0123 or j***@acme.com"
-    )
+    assert mask("+14155550123") == "********0123"
+    assert mask("jane@acme.com") == "j***@acme.com"
+    assert mask("call +1 415 555 0123 or jane@acme.com") == "call ***********0123 or j***@acme.com"
+    assert mask("(415) 555-0123") == "(*********0123"
+    assert mask("eou delay=0.660 port 7880") == "eou delay=0.660 port 7880"
+    assert mask(None) == "<none>"

@@ -5,16 +5,19 @@ from importlib import resources
 import pytest
 
 import prompts
-from agent.sales_agent import call_context, greeting, instructions, load_business_profile
-from tests.agent_harness import new_call
-from tools.crm import Contact
-from tools.qualification import (
+from agent.sales_agent import call_context, greeting, instructions
+from calls.business import load_business_profile
+from calls.qualification import (
     CriteriaError,
     InvalidAnswer,
     Qualification,
     coerce_answer,
     load_criteria,
 )
+from calls.state import DISPOSITIONS, SPOKEN_DISPOSITIONS
+from integrations.crm import Contact
+from prompts.lines import closing_lines, greeting_lines
+from tests.agent_harness import new_call
 
 pytestmark = pytest.mark.unit
 
@@ -49,22 +52,35 @@ def test_missing_placeholder_is_an_error():
         prompts.load_text("nope.md")
 
 
-def test_closings_cover_every_disposition():
-    from agent.state import DISPOSITIONS
+def test_closings_cover_every_disposition_the_agent_ends_with():
+    closings = closing_lines()
+    assert set(closings.goodbye) == set(SPOKEN_DISPOSITIONS)
+    assert set(DISPOSITIONS) - set(SPOKEN_DISPOSITIONS) == {"hung_up", "not_reached"}
+    assert len(closings.silence_nudges) == 2
 
-    closings = prompts.load_yaml("closings.yaml")
-    assert set(closings["goodbye"]) == set(DISPOSITIONS)
-    assert len(closings["silence_nudges"]) == 2
+
+def test_fixed_lines_are_loaded_once_as_typed_objects():
+    assert greeting_lines() is greeting_lines() and closing_lines() is closing_lines()
+    assert greeting_lines().ai_disclosure == prompts.load_yaml("greeting.yaml")["ai_disclosure"]
+
+
+def test_a_file_without_the_lines_is_named():
+    with pytest.raises(prompts.PromptError, match=r"criteria\.yaml: silence_nudges"):
+        closing_lines.__wrapped__("criteria.yaml")
+    with pytest.raises(
+        prompts.PromptError, match=r"criteria\.yaml needs a line for .known_caller."
+    ):
+        greeting_lines.__wrapped__("criteria.yaml")
 
 
 def test_greetings_render_for_known_new_and_outbound(world):
-    state = new_call(world.services)
-    assert "$" not in greeting(state)
-    state.set_contact(Contact(id="1", firstname="Dana"))
-    assert "Dana" in greeting(state) and "$" not in greeting(state)
+    the_call = new_call(world.services)
+    assert "$" not in greeting(the_call)
+    the_call.state.set_contact(Contact(id="1", firstname="Dana"))
+    assert "Dana" in greeting(the_call) and "$" not in greeting(the_call)
     out = new_call(world.services, direction="outbound")
     assert "$" not in greeting(out)
-    assert "Caller's number" in call_context(state)
+    assert "Caller's number" in call_context(the_call)
 
 
 def test_criteria_schema_has_every_field_and_choices():

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.settings import SettingsError, load_settings
+from agent.settings import load_worker_settings
+from config import SettingsError
 
 pytestmark = pytest.mark.unit
 
@@ -11,7 +12,7 @@ KEYS = {"DEEPGRAM_API_KEY": "d", "OPENAI_API_KEY": "o", "CARTESIA_API_KEY": "c"}
 
 def test_missing_keys_are_named_with_their_purpose(monkeypatch, tmp_path):
     with pytest.raises(SettingsError) as err:
-        load_settings(tmp_path / "absent.env")
+        load_worker_settings(tmp_path / "absent.env")
     message = str(err.value)
     for name in KEYS:
         assert name in message
@@ -21,9 +22,9 @@ def test_missing_keys_are_named_with_their_purpose(monkeypatch, tmp_path):
 def test_env_file_is_read_and_defaults_apply(tmp_path):
     env = tmp_path / ".env"
     env.write_text("".join(f"{k}={v}\n" for k, v in KEYS.items()) + "BUSINESS_DAYS=mon,wed\n")
-    settings = load_settings(env)
-    assert settings.hubspot_access_token is None  # -> embedded CRM
-    assert settings.business_hours().weekdays == frozenset({0, 2})
+    settings = load_worker_settings(env)
+    assert settings.integrations.hubspot_access_token is None  # -> embedded CRM
+    assert settings.business.business_hours().weekdays == frozenset({0, 2})
 
 
 def test_invalid_values_are_explained(monkeypatch, tmp_path):
@@ -31,4 +32,51 @@ def test_invalid_values_are_explained(monkeypatch, tmp_path):
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("BUSINESS_TIME_ZONE", "Mars/Olympus")
     with pytest.raises(SettingsError, match="BUSINESS_TIME_ZONE"):
-        load_settings(tmp_path / "absent.env")
+        load_worker_settings(tmp_path / "absent.env")
+
+
+def test_provisioning_needs_no_speech_keys_and_reads_sip_settings_from_env_file(tmp_path):
+    from config import load_settings
+    from telephony.provision import ProvisionSettings, SipPlan
+
+    env = tmp_path / ".env"
+    env.write_text(
+        "SIP_INBOUND_NUMBER=+14155550111,+14155550112\n"
+        "SIP_OUTBOUND_ADDRESS=carrier.example:5060\nSIP_OUTBOUND_TRANSPORT=TCP\n"
+        "SIP_OUTBOUND_PASSWORD=s3cret\n"
+    )
+    settings = load_settings(ProvisionSettings, env)
+    plan = SipPlan.from_settings(
+        settings.telephony, agent_name=settings.livekit.agent_name, url="ws://127.0.0.1:7880"
+    )
+    assert plan.inbound_numbers == ("+14155550111", "+14155550112")
+    assert plan.outbound_address == "carrier.example:5060" and plan.outbound_transport == "tcp"
+    assert plan.outbound_password == "s3cret" and "s3cret" not in repr(settings)
+    assert plan.inbound_allowed_addresses == ("127.0.0.1/32",)  # loopback stack default
+    remote = SipPlan.from_settings(settings.telephony, agent_name="a", url="wss://x.livekit.cloud")
+    assert remote.inbound_allowed_addresses == ()
+
+
+def test_a_bad_sip_transport_is_named(tmp_path):
+    from config import load_settings
+    from telephony.provision import ProvisionSettings
+
+    env = tmp_path / ".env"
+    env.write_text("SIP_OUTBOUND_TRANSPORT=carrier-pigeon\n")
+    with pytest.raises(SettingsError, match="SIP_OUTBOUND_TRANSPORT"):
+        load_settings(ProvisionSettings, env)
+
+
+def test_env_example_lists_every_setting_and_nothing_else():
+    from pathlib import Path
+
+    import config
+
+    fields = config.variable_names()
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    listed = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert listed == fields

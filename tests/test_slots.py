@@ -5,17 +5,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tools.scheduling import Interval
-from tools.slots import (
+from calls.slots import (
     BusinessHours,
-    InvalidTimeZone,
     booking_event_id,
     candidate_slots,
     free_slots,
-    resolve_time_zone,
     say_time,
     spread,
 )
+from calls.time_zones import InvalidTimeZone, resolve_time_zone
+from integrations.scheduling import Interval
 
 pytestmark = pytest.mark.unit
 

@@ -19,11 +19,11 @@ from livekit.agents import Agent, AgentSession, RunResult, llm, stt
 from livekit.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, function_tool
 from livekit.plugins import cartesia, deepgram, openai
 
-from standins.cartesia_tts import CartesiaTTSStandin
-from standins.chat_script import ChatScript
-from standins.deepgram_stt import DeepgramSTTStandin
-from standins.openai_chat import OpenAIChatStandin
-from standins.speech import synthesize_blocking
+from callab.standins.cartesia_tts import CartesiaTTSStandin
+from callab.standins.chat_script import ChatScript
+from callab.standins.deepgram_stt import DeepgramSTTStandin
+from callab.standins.openai_chat import OpenAIChatStandin
+from callab.standins.speech import synthesize_blocking
 
 pytestmark = pytest.mark.integration
 
@@ -418,12 +418,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @asynccontextmanager
 async def _standin_processes(*commands: list[str]) -> AsyncIterator[list[str]]:
-    """Run `python -m standins.<module> ...` for each command; yield their base URLs."""
+    """Run `python -m callab.standins.<module> ...` for each command; yield their base URLs."""
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            f"standins.{module}",
+            f"callab.standins.{module}",
             "--port",
             "0",
             *args,

@@ -14,12 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.sales_agent import load_business_profile
-from agent.state import Services
-from tools.crm import Crm
-from tools.qualification import load_criteria
-from tools.scheduling import Calendar
-from tools.slots import BusinessHours
+from calls.business import load_business_profile
+from calls.call import Services
+from calls.qualification import load_criteria
+from calls.slots import BusinessHours
+from integrations.crm import Crm
+from integrations.scheduling import Calendar
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,11 @@ from livekit.agents import RunContext, ToolError, function_tool
 from pydantic import Field
 
 import prompts
-from agent.state import CallState  # runtime import: LiveKit resolves tool type hints
+from calls.call import Call  # runtime import: LiveKit resolves tool type hints
+from calls.slots import booking_event_id, candidate_slots, free_slots, say_time, spread
+from calls.time_zones import InvalidTimeZone, resolve_time_zone
+from integrations.scheduling import Event, EventRequest, Interval
 from tools.contact_tools import normalise_email, save_contact
-from tools.scheduling import Event, EventRequest, Interval
-from tools.slots import (
-    InvalidTimeZone,
-    booking_event_id,
-    candidate_slots,
-    free_slots,
-    resolve_time_zone,
-    say_time,
-    spread,
-)
 from tools.tool_support import as_json, speakable_failures, timed
 
 logger = logging.getLogger("tools")
@@ -29,28 +22,28 @@ OFFER_COUNT = 3
 
 
 @function_tool
-async def set_time_zone(context: RunContext[CallState], time_zone: str) -> str:
+async def set_time_zone(context: RunContext[Call], time_zone: str) -> str:
     """Set the caller's time zone once they confirm it (e.g. "Eastern", "Pacific",
     "Europe/London").
 
     Args:
         time_zone: The time zone the caller confirmed.
     """
-    state = context.userdata
+    call = context.userdata
     try:
-        state.caller_zone = resolve_time_zone(time_zone)
+        call.state.caller_zone = resolve_time_zone(time_zone)
     except InvalidTimeZone:
         raise ToolError(
             f"'{time_zone}' is not a time zone I know. Ask for their city or state instead."
         ) from None
-    state.zone_confirmed = True
-    state.offered = []
-    return as_json({"time_zone": state.caller_zone.key})
+    call.state.zone_confirmed = True
+    call.state.offered = []
+    return as_json({"time_zone": call.state.caller_zone.key})
 
 
 @function_tool
 async def offer_slots(
-    context: RunContext[CallState],
+    context: RunContext[Call],
     day: Annotated[str | None, Field(description="YYYY-MM-DD, only if the caller asked")] = None,
     part_of_day: Literal["morning", "afternoon", "evening"] | None = None,
 ) -> str:
@@ -61,86 +54,86 @@ async def offer_slots(
         day: A specific date the caller asked for, as YYYY-MM-DD.
         part_of_day: morning, afternoon or evening, if the caller has a preference.
     """
-    state = context.userdata
-    if state.caller_zone is None:
+    call = context.userdata
+    if call.state.caller_zone is None:
         raise ToolError("Ask which time zone the caller is in, then call set_time_zone first.")
-    on_day = _parse_day(state, day) if day else None
+    on_day = _parse_day(call, day) if day else None
     async with speakable_failures("calendar"):
-        slots = await _free_slots(state, on_day=on_day, part_of_day=part_of_day)
+        slots = await _free_slots(call, on_day=on_day, part_of_day=part_of_day)
     if not slots and on_day is not None:
         return as_json({"slots": [], "note": "Nothing free that day. Ask about another day."})
     if not slots:
         raise ToolError(
             "There are no free times in the next two weeks. Offer to have the team email them."
         )
-    state.offered = spread(slots, OFFER_COUNT)
-    return as_json(_offer_payload(state, state.offered))
+    call.state.offered = spread(slots, OFFER_COUNT)
+    return as_json(_offer_payload(call, call.state.offered))
 
 
 async def _free_slots(
-    state: CallState, *, on_day: date | None = None, part_of_day: str | None = None
+    call: Call, *, on_day: date | None = None, part_of_day: str | None = None
 ) -> list[Interval]:
     """Free slots from now to the booking horizon, read fresh from the calendar."""
-    assert state.caller_zone is not None
-    now, hours = state.now(), state.services.hours
+    assert call.state.caller_zone is not None
+    now, hours = call.now(), call.services.hours
     window_end = now + timedelta(days=hours.horizon_days + 1)
-    busy = await timed(state, state.services.calendar.busy(now, window_end))
+    busy = await timed(call, call.services.calendar.busy(now, window_end))
     return free_slots(
         hours,
         now=now,
         busy=busy,
-        caller_zone=state.caller_zone,
+        caller_zone=call.state.caller_zone,
         on_day=on_day,
         part_of_day=part_of_day,
     )
 
 
-def _offer_payload(state: CallState, slots: list[Interval]) -> dict[str, Any]:
-    assert state.caller_zone is not None
+def _offer_payload(call: Call, slots: list[Interval]) -> dict[str, Any]:
+    assert call.state.caller_zone is not None
     payload: dict[str, Any] = {
         "slots": [
             {
                 "start": s.start.isoformat(),
-                "say": say_time(s.start, zone=state.caller_zone, now=state.now()),
+                "say": say_time(s.start, zone=call.state.caller_zone, now=call.now()),
             }
             for s in slots
         ],
     }
-    if not state.zone_confirmed:
+    if not call.state.zone_confirmed:
         payload["time_zone_unconfirmed"] = (
-            f"Times are in {state.caller_zone.key}, guessed from their number: confirm it."
+            f"Times are in {call.state.caller_zone.key}, guessed from their number: confirm it."
         )
     return payload
 
 
-def _parse_day(state: CallState, text: str) -> date:
+def _parse_day(call: Call, text: str) -> date:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
         raise ToolError(f"'{text}' is not a date; use YYYY-MM-DD.") from None
-    today = state.now().astimezone(state.services.hours.zone).date()
+    today = call.now().astimezone(call.services.hours.zone).date()
     if day < today:
         raise ToolError(
             f"{day:%A %B %d, %Y} is in the past; today is {today:%A %B %d, %Y}. "
             "Ask the caller which upcoming day they meant."
         )
-    if day > today + timedelta(days=state.services.hours.horizon_days):
+    if day > today + timedelta(days=call.services.hours.horizon_days):
         raise ToolError("That is too far out to book; offer a day within the next two weeks.")
     return day
 
 
-def _parse_start(state: CallState, text: str) -> Interval:
+def _parse_start(call: Call, text: str) -> Interval:
     try:
         start = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ToolError(f"'{text}' is not a time; pass a start from offer_slots.") from None
     if start.tzinfo is None:
-        start = start.replace(tzinfo=state.caller_zone or state.services.hours.zone)
-    hours = state.services.hours
-    if start <= state.now():
+        start = start.replace(tzinfo=call.state.caller_zone or call.services.hours.zone)
+    hours = call.services.hours
+    if start <= call.now():
         raise ToolError("That time is in the past. Offer upcoming times with offer_slots.")
     local_day = start.astimezone(hours.zone).date()
-    for slot in candidate_slots(hours, now=state.now(), days=[local_day]):
+    for slot in candidate_slots(hours, now=call.now(), days=[local_day]):
         if slot.start == start:
             return slot
     raise ToolError(
@@ -150,7 +143,7 @@ def _parse_start(state: CallState, text: str) -> Interval:
 
 @function_tool
 async def book_meeting(
-    context: RunContext[CallState],
+    context: RunContext[Call],
     start: str,
     email: str | None = None,
 ) -> str:
@@ -161,52 +154,52 @@ async def book_meeting(
         start: The chosen slot's start, exactly as offer_slots returned it.
         email: Where to send the invite, if the caller gave an email.
     """
-    state = context.userdata
-    slot = _parse_start(state, start)
-    if state.caller_zone is None:
+    call = context.userdata
+    slot = _parse_start(call, start)
+    if call.state.caller_zone is None:
         raise ToolError("Confirm the caller's time zone with set_time_zone before booking.")
     if email:
-        await save_contact(state, {"email": normalise_email(email)})
-    if state.booking is not None and state.booking.status == "confirmed":
-        if state.booking.start == slot.start:
-            return as_json(_booked_payload(state))
+        await save_contact(call, {"email": normalise_email(email)})
+    if call.state.booking is not None and call.state.booking.status == "confirmed":
+        if call.state.booking.start == slot.start:
+            return as_json(_booked_payload(call))
         raise ToolError("A meeting is already booked on this call; use reschedule_meeting.")
     async with speakable_failures("calendar"):
-        taken = await timed(state, state.services.calendar.busy(slot.start, slot.end))
+        taken = await timed(call, call.services.calendar.busy(slot.start, slot.end))
         if any(b.overlaps(slot) for b in taken):
-            return as_json(await _slot_taken(state))
-        event = await timed(state, state.shielded(_create_event(state, slot)))
-    state.booking = event
-    logger.info("meeting booked", extra={"call_id": state.call_id, "event_id": event.id})
-    return as_json(_booked_payload(state))
+            return as_json(await _slot_taken(call))
+        event = await timed(call, call.writes.shielded(_create_event(call, slot)))
+    call.state.booking = event
+    logger.info("meeting booked", extra={"call_id": call.state.call_id, "event_id": event.id})
+    return as_json(_booked_payload(call))
 
 
-async def _slot_taken(state: CallState) -> dict[str, Any]:
-    state.offered = spread(await _free_slots(state), OFFER_COUNT)
+async def _slot_taken(call: Call) -> dict[str, Any]:
+    call.state.offered = spread(await _free_slots(call), OFFER_COUNT)
     return {
         "booked": False,
         "reason": "That time was just taken by someone else. Apologise and offer these instead.",
-        **_offer_payload(state, state.offered),
+        **_offer_payload(call, call.state.offered),
     }
 
 
-async def _create_event(state: CallState, slot: Interval) -> Event:
-    business = state.services.business
-    contact = state.contact
+async def _create_event(call: Call, slot: Interval) -> Event:
+    business = call.services.business
+    contact = call.state.contact
     name = (contact.firstname if contact else None) or "a new lead"
-    summary = state.qualification.as_text()
+    summary = call.state.qualification.as_text()
     description = prompts.render(
         business.meeting_description,
         agent_name=business.agent_name,
         summary="\n".join(f"{k}: {v}" for k, v in summary.items()),
     )
-    key = (contact.id if contact else None) or state.caller_phone or state.call_id
-    assert state.caller_zone is not None
+    key = (contact.id if contact else None) or call.state.caller_phone or call.state.call_id
+    assert call.state.caller_zone is not None
     request = EventRequest(
         event_id=booking_event_id(booking_key=key, start=slot.start),
         start=slot.start,
         end=slot.end,
-        time_zone=state.caller_zone.key,
+        time_zone=call.state.caller_zone.key,
         summary=prompts.render(business.meeting_title, name=name),
         description=description,
         attendee_email=contact.email if contact else None,
@@ -214,48 +207,50 @@ async def _create_event(state: CallState, slot: Interval) -> Event:
         if contact
         else None,
     )
-    return await state.services.calendar.create_event(request)
+    return await call.services.calendar.create_event(request)
 
 
-def _booked_payload(state: CallState) -> dict[str, Any]:
-    assert state.booking is not None and state.caller_zone is not None
+def _booked_payload(call: Call) -> dict[str, Any]:
+    assert call.state.booking is not None and call.state.caller_zone is not None
     return {
         "booked": True,
-        "say": say_time(state.booking.start, zone=state.caller_zone, now=state.now()),
-        "invite_sent_to": state.contact.email if state.contact and state.contact.email else None,
-        "video_link": bool(state.booking.meet_link),
+        "say": say_time(call.state.booking.start, zone=call.state.caller_zone, now=call.now()),
+        "invite_sent_to": call.state.contact.email
+        if call.state.contact and call.state.contact.email
+        else None,
+        "video_link": bool(call.state.booking.meet_link),
     }
 
 
 @function_tool
-async def reschedule_meeting(context: RunContext[CallState], start: str) -> str:
+async def reschedule_meeting(context: RunContext[Call], start: str) -> str:
     """Move the meeting booked on this call to another time the caller chose.
 
     Args:
         start: The new start, exactly as offer_slots returned it.
     """
-    state = context.userdata
-    if state.booking is None or state.booking.status != "confirmed":
+    call = context.userdata
+    if call.state.booking is None or call.state.booking.status != "confirmed":
         raise ToolError("No meeting is booked on this call; use book_meeting instead.")
-    slot = _parse_start(state, start)
-    booking = state.booking
+    slot = _parse_start(call, start)
+    booking = call.state.booking
     async with speakable_failures("calendar"):
-        taken = await timed(state, state.services.calendar.busy(slot.start, slot.end))
+        taken = await timed(call, call.services.calendar.busy(slot.start, slot.end))
         if any(b.overlaps(slot) and b != Interval(booking.start, booking.end) for b in taken):
-            return as_json(await _slot_taken(state))
-        moved = state.services.calendar.move_event(booking.id, start=slot.start, end=slot.end)
-        state.booking = await timed(state, state.shielded(moved))
-    return as_json(_booked_payload(state))
+            return as_json(await _slot_taken(call))
+        moved = call.services.calendar.move_event(booking.id, start=slot.start, end=slot.end)
+        call.state.booking = await timed(call, call.writes.shielded(moved))
+    return as_json(_booked_payload(call))
 
 
 @function_tool
-async def cancel_meeting(context: RunContext[CallState]) -> str:
+async def cancel_meeting(context: RunContext[Call]) -> str:
     """Cancel the meeting booked on this call, when the caller asks to."""
-    state = context.userdata
-    if state.booking is None or state.booking.status != "confirmed":
+    call = context.userdata
+    if call.state.booking is None or call.state.booking.status != "confirmed":
         raise ToolError("No meeting is booked on this call.")
-    booking = state.booking
+    booking = call.state.booking
     async with speakable_failures("calendar"):
-        await timed(state, state.shielded(state.services.calendar.cancel_event(booking.id)))
-    state.booking = None
+        await timed(call, call.writes.shielded(call.services.calendar.cancel_event(booking.id)))
+    call.state.booking = None
     return as_json({"cancelled": True})

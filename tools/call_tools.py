@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from livekit.agents import RunContext, function_tool
 
-import prompts
-from agent.state import CallState  # runtime import: LiveKit resolves tool type hints
+from calls.call import Call  # runtime import: LiveKit resolves tool type hints
+from prompts.lines import closing_lines
 from tools.tool_support import as_json
 
 
@@ -15,9 +15,9 @@ def qualification_tool(criteria_schema: dict[str, Any]) -> Any:
     """The qualification tool, whose parameters are the fields of the business's criteria."""
 
     async def record_qualification(raw_arguments: dict[str, Any], context: RunContext) -> Any:
-        state: CallState = context.userdata
-        problems = state.qualification.record(raw_arguments)
-        return as_json(qualification_status(state, problems))
+        call: Call = context.userdata
+        problems = call.state.qualification.record(raw_arguments)
+        return as_json(qualification_status(call, problems))
 
     return function_tool(
         record_qualification,
@@ -33,8 +33,8 @@ def qualification_tool(criteria_schema: dict[str, Any]) -> Any:
     )
 
 
-def qualification_status(state: CallState, problems: dict[str, str] | None = None) -> dict:
-    qual = state.qualification
+def qualification_status(call: Call, problems: dict[str, str] | None = None) -> dict:
+    qual = call.state.qualification
     status: dict[str, Any] = {
         "known": qual.as_text(),
         "ask_next": [{"field": c.key, "question": c.question} for c in qual.still_needed()],
@@ -52,7 +52,7 @@ def qualification_status(state: CallState, problems: dict[str, str] | None = Non
 
 @function_tool
 async def request_follow_up(
-    context: RunContext[CallState],
+    context: RunContext[Call],
     how: Literal["email_times", "email_information", "call_back"],
     detail: str | None = None,
 ) -> str:
@@ -63,53 +63,43 @@ async def request_follow_up(
         how: What the team should do.
         detail: Anything the team needs to know, in one sentence.
     """
-    state = context.userdata
-    state.follow_up = how + (f": {detail}" if detail else "")
+    call = context.userdata
+    call.state.follow_up = how + (f": {detail}" if detail else "")
     return as_json({"recorded": True})
 
 
 @function_tool
-async def hand_to_rep(context: RunContext[CallState], reason: str) -> str:
+async def hand_to_rep(context: RunContext[Call], reason: str) -> str:
     """Hand a hot lead to a sales rep when the qualification route says hand_to_rep.
 
     Args:
         reason: One sentence on why this lead is hot, for the rep.
     """
-    state = context.userdata
-    state.handoff_reason = reason
-    state.outcome = "qualified"
+    call = context.userdata
+    call.state.handoff_reason = reason
     return as_json({"next": "Tell the caller a specialist will call them back within the hour."})
 
 
 @function_tool
-async def log_support_issue(context: RunContext[CallState], issue: str) -> str:
+async def log_support_issue(context: RunContext[Call], issue: str) -> str:
     """Record an existing customer's support issue, in one sentence.
 
     Args:
         issue: The problem in the caller's words.
     """
-    state = context.userdata
-    state.support_issue = issue
-    state.outcome = "support"
+    call = context.userdata
+    call.state.support_issue = issue
     return as_json({"next": "Tell them support will follow up, then end the call."})
 
 
-EndOutcome = Literal["booked", "qualified", "nurture", "disqualified", "support"]
-
-
 @function_tool
-async def end_call(context: RunContext[CallState], outcome: EndOutcome) -> None:
+async def end_call(context: RunContext[Call]) -> None:
     """End the call, once the next step is settled and the caller has nothing else. This says
-    goodbye for you: do not say goodbye yourself.
-
-    Args:
-        outcome: How the call ended.
-    """
-    state = context.userdata
-    if outcome != "booked" or state.booking is None:
-        state.outcome = "qualified" if outcome == "booked" else outcome
-    goodbye = prompts.load_yaml("closings.yaml")["goodbye"][state.disposition()]
+    goodbye for you: do not say goodbye yourself."""
+    call = context.userdata
+    call.state.ended_by_agent = True  # the record's outcome comes from what happened, not from us
+    goodbye = closing_lines().goodbye[call.state.disposition()]
     handle = context.session.say(goodbye, allow_interruptions=False)
     # Awaiting the goodbye here would wait on this tool's own turn: hang up from outside it.
-    state.hang_up_after(handle)
+    call.control.hang_up_after(handle)
     return None

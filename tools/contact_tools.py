@@ -6,9 +6,9 @@ import re
 
 from livekit.agents import RunContext, ToolError, function_tool
 
-from agent.state import CallState  # runtime import: LiveKit resolves tool type hints
-from tools.crm import Contact, CrmConflict
-from tools.phone import InvalidPhoneNumber, normalise_phone
+from calls.call import Call  # runtime import: LiveKit resolves tool type hints
+from integrations.crm import Contact, CrmConflict
+from integrations.phone import InvalidPhoneNumber, normalise_phone
 from tools.tool_support import as_json, speakable_failures, timed
 
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
@@ -29,7 +29,7 @@ def normalise_email(raw: str) -> str:
 
 @function_tool
 async def save_contact_details(
-    context: RunContext[CallState],
+    context: RunContext[Call],
     first_name: str | None = None,
     last_name: str | None = None,
     email: str | None = None,
@@ -48,7 +48,7 @@ async def save_contact_details(
         job_title: The caller's job title.
         phone: A callback number the caller gave, if different from the one they call from.
     """
-    state = context.userdata
+    call = context.userdata
     properties = {
         key: value.strip()
         for key, value in {
@@ -62,27 +62,27 @@ async def save_contact_details(
     if email:
         properties["email"] = normalise_email(email)
     if phone:
-        properties["phone"] = _callback_number(state, phone)
+        properties["phone"] = _callback_number(call, phone)
     if not properties:
         raise ToolError("Nothing to save: pass at least one detail.")
-    contact = await save_contact(state, properties)
+    contact = await save_contact(call, properties)
     return as_json({"saved": sorted(properties), "contact_name": contact.firstname})
 
 
-async def save_contact(state: CallState, properties: dict[str, str]) -> Contact:
+async def save_contact(call: Call, properties: dict[str, str]) -> Contact:
     """Create or update the caller's contact, keeping its id for the rest of the call (searching
     again right after a create is how duplicates happen: CRM search lags writes)."""
-    crm = state.services.crm
-    contact_id = state.contact.id if state.contact else None
+    crm = call.services.crm
+    contact_id = call.state.contact.id if call.state.contact else None
 
     async def write() -> Contact:
         return await crm.upsert_contact(
-            contact_id=contact_id, phone_e164=state.caller_phone, properties=properties
+            contact_id=contact_id, phone_e164=call.state.caller_phone, properties=properties
         )
 
     async with speakable_failures("CRM"):
         try:
-            contact = await timed(state, state.shielded(write()))
+            contact = await timed(call, call.writes.shielded(write()))
         except CrmConflict:
             # The email belongs to another record: keep the rest, do not steal the address.
             properties.pop("email", None)
@@ -91,14 +91,14 @@ async def save_contact(state: CallState, properties: dict[str, str]) -> Contact:
                     "That email is already on another contact in our CRM; do not change it. "
                     "The team will sort it out."
                 ) from None
-            contact = await timed(state, state.shielded(write()))
-    state.contact = contact
+            contact = await timed(call, call.writes.shielded(write()))
+    call.state.contact = contact
     return contact
 
 
-def _callback_number(state: CallState, raw: str) -> str:
+def _callback_number(call: Call, raw: str) -> str:
     try:
-        return normalise_phone(raw, default_region=state.services.default_region)
+        return normalise_phone(raw, default_region=call.services.default_region)
     except InvalidPhoneNumber:
         raise ToolError(
             f"'{raw}' is not a valid phone number. Ask the caller to repeat it with the area code."

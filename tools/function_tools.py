@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from calls.qualification import Criteria
 from tools.calendar_tools import (
     book_meeting,
     cancel_meeting,
@@ -21,7 +22,6 @@ from tools.call_tools import (
     request_follow_up,
 )
 from tools.contact_tools import save_contact_details
-from tools.qualification import Criteria
 
 
 def sales_tools(criteria: Criteria) -> list[Any]:

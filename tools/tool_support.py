@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from livekit.agents import ToolError
 
-from agent.state import CallState  # runtime import: LiveKit resolves tool type hints
-from tools.errors import IntegrationError, OutcomeUnknown, TemporarilyUnavailable
+from calls.call import Call  # runtime import: LiveKit resolves tool type hints
+from integrations.errors import IntegrationError, OutcomeUnknown, TemporarilyUnavailable
 
 logger = logging.getLogger("tools")
 T = TypeVar("T")
@@ -51,5 +51,5 @@ def as_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, default=str)
 
 
-async def timed(state: CallState, work: Awaitable[T]) -> T:
-    return await asyncio.wait_for(work, timeout=state.services.tool_timeout_s)
+async def timed(call: Call, work: Awaitable[T]) -> T:
+    return await asyncio.wait_for(work, timeout=call.services.tool_timeout_s)

@@ -19,8 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from integrations.google_calendar import CALENDAR_SCOPE  # the scope the real client asks for
 from tests.fakes.google_http import Reply, google_error
-from tools.google_calendar import CALENDAR_SCOPE  # the scope the real client asks for
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # google-auth signs for Google's audience whatever token_uri the key names; Google accepts it.

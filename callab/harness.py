@@ -1,0 +1,266 @@
+"""Everything an end-to-end call needs, started together and stopped together.
+
+    async with CallLab(LabConfig(workdir=tmp, script=..., utterances=[...])) as lab:
+        phone = await lab.place_call("+14155550123")
+        ...
+
+starts, all on loopback and free ports: redis + livekit-server (LocalStack), the Deepgram,
+OpenAI and Cartesia stand-ins (in this process, so tests can read what they received),
+optionally the HubSpot and Google Calendar fakes, and the worker as a subprocess
+(`python -m agent`, with its environment built here and its cwd in `workdir`, so no `.env`
+is read). Calls are placed the way the SIP bridge places them: the caller joins a new room,
+then the agent is dispatched to it explicitly (`AgentDispatchService.create_dispatch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from livekit import api
+
+import config
+from callab.phone import TestPhone, caller_token
+from callab.standins.cartesia_tts import CartesiaTTSStandin
+from callab.standins.chat_script import ChatScript
+from callab.standins.deepgram_stt import DeepgramSTTStandin
+from callab.standins.openai_chat import OpenAIChatStandin
+from localstack import LocalStack, StackPorts
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AGENT_NAME = "sales-agent"
+WORKER_READY_TIMEOUT_S = 60.0
+WORKER_STOP_TIMEOUT_S = 20.0
+GOOGLE_ACCOUNT = "agent@fake-project.iam.gserviceaccount.com"
+GOOGLE_USER = "sales@example.com"
+# A shell's provider keys or LiveKit URL must never reach the worker under test.
+_SCRUBBED_PREFIXES = (
+    "HUBSPOT_", "GOOGLE_", "DEEPGRAM_", "OPENAI_", "CARTESIA_", "LIVEKIT_", "SIP_",
+)  # fmt: skip
+_rooms = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """What the stand-ins are told to take: STT final after the end of speech is detected,
+    LLM time to first token, TTS time to first audio."""
+
+    stt_final_ms: float
+    llm_ttft_ms: float
+    tts_ttfb_ms: float
+
+
+PROFILES = {
+    "typical": Latencies(stt_final_ms=250, llm_ttft_ms=400, tts_ttfb_ms=150),
+    "fast": Latencies(stt_final_ms=100, llm_ttft_ms=150, tts_ttfb_ms=60),
+}
+
+
+@dataclass
+class LabConfig:
+    workdir: Path
+    script: ChatScript
+    utterances: Sequence[str]
+    latencies: Latencies = PROFILES["fast"]
+    vendors: bool = False  # HubSpot and Google fakes instead of the embedded CRM/calendar
+    settings: Mapping[str, str] = field(default_factory=dict)  # worker settings, by env name
+    log_level: str = "INFO"
+
+
+class CallLab:
+    def __init__(self, config: LabConfig) -> None:
+        self.config = config
+        self.stack = LocalStack(
+            ports=StackPorts.free(), log_dir=config.workdir / "stack", with_sip=False
+        )
+        self.stt = DeepgramSTTStandin(
+            utterances=config.utterances, final_delay_ms=config.latencies.stt_final_ms
+        )
+        self.llm = OpenAIChatStandin(script=config.script, ttft_ms=config.latencies.llm_ttft_ms)
+        self.tts = CartesiaTTSStandin(ttfb_ms=config.latencies.tts_ttfb_ms)
+        self.hubspot: Any = None
+        self.calendar: Any = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_log_path = config.workdir / "worker.log"
+        self._exits = contextlib.AsyncExitStack()
+        self._lkapi: api.LiveKitAPI | None = None
+
+    async def __aenter__(self) -> CallLab:
+        try:
+            await self._start()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _start(self) -> None:
+        self.config.workdir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.stack.start)
+        self._exits.callback(self.stack.stop)
+        for server in (self.stt, self.llm, self.tts):
+            await self._exits.enter_async_context(server)
+        vendor_env = self._start_vendor_fakes() if self.config.vendors else {}
+        self._lkapi = api.LiveKitAPI(self.stack.url, self.stack.api_key, self.stack.api_secret)
+        self.worker = self._spawn_worker({**self.worker_env(), **vendor_env})
+        await self._wait_worker_registered()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.stop_worker)
+        if self._lkapi is not None:
+            await self._lkapi.aclose()
+            self._lkapi = None
+        await self._exits.aclose()
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def worker_env(self) -> dict[str, str]:
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(_SCRUBBED_PREFIXES) and k not in config.variable_names()
+        }
+        return {
+            **base,
+            **self.stack.env(),
+            "AGENT_NAME": AGENT_NAME,
+            "DEEPGRAM_API_KEY": "e2e-test",
+            "DEEPGRAM_BASE_URL": self.stt.base_url,
+            "OPENAI_API_KEY": "e2e-test",
+            "OPENAI_BASE_URL": self.llm.base_url,
+            "CARTESIA_API_KEY": "e2e-test",
+            "CARTESIA_BASE_URL": self.tts.base_url,
+            "DATA_DIR": str(self.config.workdir / "data"),
+            "LOG_LEVEL": self.config.log_level,
+            "PYTHONUNBUFFERED": "1",
+            **self.config.settings,
+        }
+
+    def _spawn_worker(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = self.worker_log_path.open("ab")
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "agent"],
+                cwd=self.config.workdir,  # no developer .env is read from here
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its job processes can be stopped as one group
+            )
+        finally:
+            log.close()
+
+    async def _wait_worker_registered(self) -> None:
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        while "registered worker" not in self.worker_log():
+            assert self.worker is not None
+            if self.worker.poll() is not None:
+                raise RuntimeError(f"the worker exited at start:\n{self.worker_log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker did not register:\n{self.worker_log()[-4000:]}")
+            await asyncio.sleep(0.1)
+
+    def worker_log(self) -> str:
+        try:
+            return self.worker_log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def worker_log_records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.worker_log().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
+    def stop_worker(self) -> None:
+        """SIGTERM (the worker drains its calls), then SIGKILL to its group if it lingers."""
+        worker, self.worker = self.worker, None
+        if worker is None or worker.poll() is not None:
+            return
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=5)
+        # job processes left behind by a killed worker share its process group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+
+    # --- vendors ---------------------------------------------------------------------------
+
+    def _start_vendor_fakes(self) -> dict[str, str]:
+        from tests.fakes.google_calendar import FakeGoogleCalendar
+        from tests.fakes.hubspot import FakeHubSpot
+
+        self.hubspot = self._exits.enter_context(FakeHubSpot())
+        self.calendar = self._exits.enter_context(FakeGoogleCalendar(calendar_id=GOOGLE_USER))
+        key = self.calendar.new_service_account_key(GOOGLE_ACCOUNT)
+        key_file = self.config.workdir / "service-account.json"
+        key_file.write_text(json.dumps(key))
+        return {
+            "HUBSPOT_ACCESS_TOKEN": self.hubspot.token,
+            "HUBSPOT_BASE_URL": self.hubspot.base_url,
+            "GOOGLE_SERVICE_ACCOUNT_FILE": str(key_file),
+            "GOOGLE_DELEGATED_USER": GOOGLE_USER,
+            "GOOGLE_CALENDAR_ID": GOOGLE_USER,
+            "GOOGLE_BASE_URL": self.calendar.base_url,
+        }
+
+    # --- calls -----------------------------------------------------------------------------
+
+    @property
+    def lkapi(self) -> api.LiveKitAPI:
+        assert self._lkapi is not None, "the lab is not started"
+        return self._lkapi
+
+    async def place_call(self, caller_number: str, *, room: str | None = None) -> TestPhone:
+        """An inbound call: the caller is in a new room, and the agent is dispatched to it."""
+        room = room or f"call-e2e-{next(_rooms):04d}"
+        phone = TestPhone(
+            url=self.stack.url,
+            token=caller_token(
+                api_key=self.stack.api_key,
+                api_secret=self.stack.api_secret,
+                room=room,
+                caller_number=caller_number,
+            ),
+        )
+        await phone.dial()
+        await self.lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=AGENT_NAME, room=room)
+        )
+        return phone
+
+    async def dispatch_outbound(self, number: str, *, sip_trunk_id: str) -> str:
+        """An outbound call as the dialer asks for one: the agent dispatched to a new room with
+        the number to dial in its metadata. Returns the room's name."""
+        room = f"out-e2e-{next(_rooms):04d}"
+        metadata = json.dumps({"phone_number": number, "sip_trunk_id": sip_trunk_id})
+        await self.lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=AGENT_NAME, room=room, metadata=metadata)
+        )
+        return room

@@ -1,0 +1,65 @@
+"""One call as the tools see it (the session's userdata): its facts, the shared services, call
+control and the writes in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from calls.business import BusinessProfile
+from calls.control import CallControl
+from calls.qualification import Criteria, Qualification
+from calls.slots import BusinessHours
+from calls.state import CallState, Direction
+from calls.time_zones import zone_for_phone
+from calls.writes import InFlightWrites
+from integrations.crm import Crm
+from integrations.scheduling import Calendar
+
+
+@dataclass(frozen=True)
+class Services:
+    """Process-wide collaborators, built once by the composition root."""
+
+    crm: Crm
+    calendar: Calendar
+    hours: BusinessHours
+    criteria: Criteria
+    business: BusinessProfile
+    now: Callable[[], datetime]
+    default_region: str = "US"
+    tool_timeout_s: float = 20.0
+    announce_ai: bool = True
+    announce_recording: bool = True
+
+
+@dataclass
+class Call:
+    state: CallState
+    services: Services
+    control: CallControl
+    writes: InFlightWrites = field(default_factory=InFlightWrites)
+
+    def now(self) -> datetime:
+        return self.services.now()
+
+
+def new_call_state(
+    services: Services,
+    *,
+    call_id: str,
+    direction: Direction,
+    caller_phone: str | None,
+    our_number: str | None,
+) -> CallState:
+    """A call's first facts; the caller's zone is guessed from their number, to be confirmed."""
+    return CallState(
+        call_id=call_id,
+        direction=direction,
+        started_at=services.now(),
+        qualification=Qualification(services.criteria),
+        caller_phone=caller_phone,
+        our_number=our_number,
+        caller_zone=zone_for_phone(caller_phone),
+    )

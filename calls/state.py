@@ -1,0 +1,86 @@
+"""What one call knows, as plain data: the tools write it, the wrap-up records it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from calls.qualification import Outcome, Qualification
+from integrations.crm import Contact
+from integrations.scheduling import Event, Interval
+
+Direction = Literal["inbound", "outbound"]
+Disposition = Literal[
+    "booked",
+    "qualified",
+    "transferred",
+    "nurture",
+    "disqualified",
+    "support",
+    "hung_up",
+    "not_reached",
+]
+DISPOSITIONS: tuple[str, ...] = (
+    "booked", "qualified", "transferred", "nurture", "disqualified", "support", "hung_up",
+    "not_reached",
+)  # fmt: skip
+# The dispositions the agent says goodbye with: a caller who hung up, or an outbound call never
+# answered ("not_reached"), hears no goodbye.
+SPOKEN_DISPOSITIONS: tuple[str, ...] = DISPOSITIONS[:-2]
+TransferOutcome = Literal[
+    "rep_accepted", "rep_declined", "no_answer", "no_rep_available", "caller_hung_up", "failed"
+]
+# What each route the criteria decide means for the call record, when nothing more happened.
+_ROUTE_DISPOSITIONS: dict[Outcome, Disposition] = {
+    "book_meeting": "qualified",
+    "hand_to_rep": "qualified",
+    "nurture": "nurture",
+    "support": "support",
+    "disqualify": "disqualified",
+}
+
+
+@dataclass
+class CallState:
+    """The facts of one call."""
+
+    call_id: str
+    direction: Direction
+    started_at: datetime
+    qualification: Qualification
+    caller_phone: str | None = None
+    our_number: str | None = None
+    contact: Contact | None = None
+    caller_zone: ZoneInfo | None = None
+    zone_confirmed: bool = False
+    offered: list[Interval] = field(default_factory=list)
+    booking: Event | None = None
+    ended_by_agent: bool = False  # the agent said goodbye (end_call), not the caller's hang-up
+    follow_up: str | None = None  # e.g. "email the caller a few times"
+    handoff_reason: str | None = None
+    support_issue: str | None = None
+    transfer: TransferOutcome | None = None
+    dial_failure: str | None = None  # why an outbound call never connected, e.g. "486 Busy Here"
+
+    def set_contact(self, contact: Contact) -> None:
+        self.contact = contact
+        self.qualification.prefill_from_crm(contact.properties)
+
+    def disposition(self) -> Disposition:
+        """How the call ended, from what happened and what the routing rules decided; the LLM's
+        opinion never makes a lead booked, qualified or disqualified."""
+        if self.booking is not None and self.booking.status == "confirmed":
+            return "booked"
+        if self.dial_failure is not None:
+            return "not_reached"
+        if self.transfer == "rep_accepted":
+            return "transferred"
+        if self.support_issue:
+            return "support"
+        decided = self.qualification.route()
+        if decided is not None:
+            return _ROUTE_DISPOSITIONS[decided[0]]
+        # Undecided: the agent wrapping up politely is at most a lead to nurture.
+        return "nurture" if self.ended_by_agent else "hung_up"

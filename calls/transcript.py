@@ -1,0 +1,56 @@
+"""The call so far as text, and a rep-facing summary of it: at wrap-up, and mid-call when a rep
+takes over."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from livekit.agents import ChatContext, llm
+
+import prompts
+
+logger = logging.getLogger("calls.transcript")
+
+SUMMARY_TIMEOUT_S = 8.0
+
+
+def transcript_text(history: ChatContext) -> str:
+    lines = []
+    for item in history.items:
+        if item.type != "message" or item.role not in ("user", "assistant"):
+            continue
+        text = (item.text_content or "").strip()
+        if text:
+            who = "Caller" if item.role == "user" else "Agent"
+            lines.append(f"{who}: {text}{' [interrupted]' if item.interrupted else ''}")
+    return "\n".join(lines)
+
+
+async def summarise(
+    summarizer: llm.LLM | None, *, transcript: str, answers: dict[str, str], disposition: str
+) -> str:
+    """An LLM summary for the rep; a plain factual one if the LLM is unavailable."""
+    fallback = plain_summary(answers, disposition)
+    if summarizer is None or not transcript:
+        return fallback
+    prompt = prompts.render(
+        prompts.load_text("summary.md"),
+        answers="\n".join(f"- {k}: {v}" for k, v in answers.items()) or "- none",
+        disposition=disposition,
+        transcript=transcript,
+    )
+    ctx = ChatContext.empty()
+    ctx.add_message(role="user", content=prompt)
+    try:
+        async with asyncio.timeout(SUMMARY_TIMEOUT_S):
+            response = await summarizer.chat(chat_ctx=ctx).collect()
+    except Exception as exc:  # a summary must never cost us the call record
+        logger.warning("summary failed, using the plain one: %r", exc)
+        return fallback
+    return response.text.strip() or fallback
+
+
+def plain_summary(answers: dict[str, str], disposition: str) -> str:
+    facts = ", ".join(f"{k}: {v}" for k, v in answers.items()) or "no qualification answers"
+    return f"Outcome: {disposition}. {facts}."

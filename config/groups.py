@@ -1,0 +1,141 @@
+"""The settings groups. Every variable, with its default, is listed in ``.env.example``."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from calls.slots import BusinessHours
+from calls.time_zones import resolve_time_zone
+
+_ENV = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+
+class LiveKitSettings(BaseSettings):
+    """Where LiveKit is, and how the worker registers there. No URL: the local stack."""
+
+    model_config = _ENV
+    livekit_url: str | None = Field(None, description="LiveKit server websocket URL")
+    livekit_api_key: str | None = Field(None, description="LiveKit API key")
+    livekit_api_secret: SecretStr | None = Field(None, description="LiveKit API secret")
+    agent_name: str = Field("sales-agent", description="name dispatch rules use to reach us")
+    worker_load_threshold: float = Field(0.7, gt=0, le=1)
+    log_level: str = "INFO"
+
+    def api_secret(self) -> str | None:
+        return self.livekit_api_secret.get_secret_value() if self.livekit_api_secret else None
+
+
+class TelephonySettings(BaseSettings):
+    """The SIP trunk: what provisioning creates on LiveKit (see README, SIP)."""
+
+    model_config = _ENV
+    sip_inbound_number: str = Field("+14155550199", description="our number(s), E.164, csv")
+    sip_inbound_allowed_addresses: str | None = Field(
+        None, description="carrier CIDRs, csv; unset: loopback on the local stack, else any"
+    )
+    sip_room_prefix: str = "call-"
+    sip_outbound_address: str = Field("127.0.0.1:5070", description="the carrier's SIP host")
+    sip_outbound_number: str = Field("+15550100001", description="caller-id number(s), csv")
+    sip_outbound_transport: Literal["", "udp", "tcp", "tls"] = ""
+    sip_outbound_username: str = ""
+    sip_outbound_password: SecretStr = SecretStr("")
+    sip_outbound_trunk_id: str | None = Field(None, description="set by provisioning's output")
+
+    @field_validator("sip_outbound_transport", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class IntegrationSettings(BaseSettings):
+    """The CRM and calendar. Leave empty to use the embedded ones."""
+
+    model_config = _ENV
+    hubspot_access_token: SecretStr | None = Field(None, description="HubSpot private app token")
+    hubspot_base_url: str = "https://api.hubapi.com"
+    google_service_account_file: Path | None = Field(None, description="service account key")
+    google_delegated_user: str | None = Field(None, description="user the agent books as")
+    google_calendar_id: str = "primary"
+    google_base_url: str | None = None
+    data_dir: Path = Field(Path("data"), description="embedded CRM and calendar, outbox")
+
+
+class BusinessSettings(BaseSettings):
+    """The business's hours and the call policies it chooses."""
+
+    model_config = _ENV
+    default_region: str = Field("US", description="region for numbers without a + prefix")
+    business_time_zone: str = "America/New_York"
+    business_open: time = time(9)
+    business_close: time = time(17)
+    business_days: str = "mon,tue,wed,thu,fri"
+    slot_minutes: int = Field(30, ge=10, le=240)
+    min_notice_minutes: int = Field(120, ge=0)
+    booking_horizon_days: int = Field(14, ge=1, le=90)
+    announce_ai: bool = True
+    announce_recording: bool = True
+    max_call_seconds: float = Field(900, gt=30)
+    silence_timeout_seconds: float = Field(8.0, gt=1)
+
+    @field_validator("business_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        resolve_time_zone(value)
+        return value
+
+    @field_validator("business_days")
+    @classmethod
+    def _known_days(cls, value: str) -> str:
+        _weekday_numbers(value)
+        return value
+
+    def business_hours(self) -> BusinessHours:
+        return BusinessHours(
+            time_zone=resolve_time_zone(self.business_time_zone).key,
+            open_at=self.business_open,
+            close_at=self.business_close,
+            weekdays=_weekday_numbers(self.business_days),
+            slot_minutes=self.slot_minutes,
+            min_notice_minutes=self.min_notice_minutes,
+            horizon_days=self.booking_horizon_days,
+        )
+
+
+class VoiceSettings(BaseSettings):
+    """Speech and language providers and turn-taking: required where calls are spoken, since
+    there is no offline substitute on a real call."""
+
+    model_config = _ENV
+    deepgram_api_key: SecretStr = Field(description="Deepgram key, for speech-to-text")
+    deepgram_base_url: str | None = Field(None, description="override, e.g. a proxy")
+    deepgram_model: str = "nova-3"
+    stt_language: str = "en-US"
+    openai_api_key: SecretStr = Field(description="key of the OpenAI-compatible LLM endpoint")
+    openai_base_url: str | None = Field(None, description="Azure, vLLM, Ollama ... endpoint")
+    llm_model: str = "gpt-4.1-mini"
+    cartesia_api_key: SecretStr = Field(description="Cartesia key, for text-to-speech")
+    cartesia_base_url: str | None = None
+    cartesia_model: str = "sonic-3"
+    cartesia_voice: str = "f786b574-daa5-4673-aa0c-cbe3e8534c02"
+    min_endpointing_delay: float = Field(0.4, ge=0)
+    max_endpointing_delay: float = Field(2.5, gt=0)
+    preemptive_generation: bool = True
+    vad_min_silence_seconds: float = Field(0.55, gt=0, le=3)
+    min_interruption_seconds: float = Field(0.4, gt=0, le=3)
+    noise_cancellation: Literal["off", "bvc", "bvc_telephony"] = "off"
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday_numbers(value: str) -> frozenset[int]:
+    names = [d.strip().lower()[:3] for d in value.split(",") if d.strip()]
+    unknown = [n for n in names if n not in _DAYS]
+    if unknown or not names:
+        raise ValueError(f"business days must be names like mon,tue; got {value!r}")
+    return frozenset(_DAYS.index(n) for n in names)

@@ -1,0 +1,1 @@
+"""Protocols and backends for the systems we talk to: CRM, calendar, phone numbers."""

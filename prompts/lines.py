@@ -1,0 +1,67 @@
+"""The fixed lines of ``greeting.yaml`` and ``closings.yaml`` as typed objects, read once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from types import MappingProxyType
+from typing import Any
+
+from prompts import PromptError, load_yaml
+
+
+@dataclass(frozen=True, slots=True)
+class GreetingLines:
+    known_caller: str
+    new_caller: str
+    outbound: str
+    ai_disclosure: str
+    recording_notice: str
+    question_known: str
+    question_new: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClosingLines:
+    silence_nudges: tuple[str, ...]
+    silence_goodbye: str
+    max_duration_goodbye: str
+    goodbye: Mapping[str, str]  # by disposition
+
+
+@cache
+def greeting_lines(name: str = "greeting.yaml") -> GreetingLines:
+    raw = _mapping(name)
+    return GreetingLines(**{f.name: _text(raw, f.name, name) for f in fields(GreetingLines)})
+
+
+@cache
+def closing_lines(name: str = "closings.yaml") -> ClosingLines:
+    raw = _mapping(name)
+    nudges = raw.get("silence_nudges")
+    goodbye = raw.get("goodbye")
+    if not isinstance(nudges, list) or not all(isinstance(n, str) for n in nudges):
+        raise PromptError(f"prompts/{name}: silence_nudges must be a list of lines")
+    if not isinstance(goodbye, dict):
+        raise PromptError(f"prompts/{name}: goodbye must map each outcome to a line")
+    return ClosingLines(
+        silence_nudges=tuple(nudges),
+        silence_goodbye=_text(raw, "silence_goodbye", name),
+        max_duration_goodbye=_text(raw, "max_duration_goodbye", name),
+        goodbye=MappingProxyType({str(k): str(v) for k, v in goodbye.items()}),
+    )
+
+
+def _mapping(name: str) -> dict[str, Any]:
+    raw = load_yaml(name)
+    if not isinstance(raw, dict):
+        raise PromptError(f"prompts/{name} must be a mapping of line names to lines")
+    return raw
+
+
+def _text(raw: dict[str, Any], key: str, name: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise PromptError(f"prompts/{name} needs a line for {key!r}")
+    return value

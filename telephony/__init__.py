@@ -1,0 +1,1 @@
+"""Telephony: SIP trunks and dispatch rules, on the local stack or LiveKit Cloud."""
