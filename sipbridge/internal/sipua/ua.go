@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 )
 
 // Config says where the agent listens and how it names itself.
@@ -24,8 +25,11 @@ type Config struct {
 	// ephemeral bind got, and the peer needs to know it (use FreeUDPPort in tests).
 	Port int
 	// Name is the user part of our Contact and the User-Agent header.
-	Name   string
-	Logger *slog.Logger
+	Name string
+	// AlsoTCP listens for SIP over TCP on the same port as well (for OPTIONS probes and
+	// peers that insist); calls we place always go over UDP.
+	AlsoTCP bool
+	Logger  *slog.Logger
 }
 
 // UA is a running SIP user agent.
@@ -52,18 +56,28 @@ func Start(ctx context.Context, cfg Config, onInvite IncomingFunc) (*UA, error) 
 	if err != nil {
 		return nil, fmt.Errorf("sip user agent: %w", err)
 	}
-	dg := diago.NewDiago(ua,
+	server, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip server: %w", err)
+	}
+	// Health probes (ours and LiveKit's tooling) send OPTIONS; a UA that is up says 200.
+	server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	})
+	opts := []diago.DiagoOption{
 		diago.WithLogger(cfg.Logger),
-		diago.WithTransport(diago.Transport{
-			Transport: "udp",
-			BindHost:  cfg.Host,
-			BindPort:  cfg.Port,
-		}),
+		diago.WithServer(server),
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: cfg.Host, BindPort: cfg.Port}),
 		diago.WithMediaConfig(diago.MediaConfig{
 			// What we offer and accept: G.711 both laws, and RFC 4733 events for DTMF.
 			Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecTelephoneEvent8000},
 		}),
-	)
+	}
+	if cfg.AlsoTCP {
+		opts = append(opts, diago.WithTransport(diago.Transport{Transport: "tcp", BindHost: cfg.Host, BindPort: cfg.Port}))
+	}
+	dg := diago.NewDiago(ua, opts...)
 	if err := dg.ServeBackground(ctx, diago.ServeDialogFunc(onInvite)); err != nil {
 		ua.Close()
 		return nil, fmt.Errorf("sip listen on %s: %w", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), err)
