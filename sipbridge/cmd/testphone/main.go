@@ -33,6 +33,7 @@ func main() {
 func run() error {
 	host := flag.String("host", "127.0.0.1", "IP to listen on and advertise")
 	port := flag.Int("port", 5070, "SIP UDP port")
+	ringAfter := flag.Duration("ring-after", 0, "delay before sending 180 Ringing")
 	ring := flag.Duration("ring", 0, "how long to ring (180) before answering")
 	reject := flag.Int("reject", 0, "reject every call with this SIP status (e.g. 486, 480, 404, 603)")
 	play := flag.String("play", "", "8 kHz mono 16-bit WAV to play into each call")
@@ -63,6 +64,7 @@ func run() error {
 	phone, err := testphone.Start(ctx, testphone.Config{
 		SIP:          sipua.Config{Host: *host, Port: *port, Name: "testphone", Logger: log},
 		RejectStatus: *reject,
+		RingAfter:    *ringAfter,
 		RingFor:      *ring,
 		PlayWAV:      *play,
 		RecordWAV:    *record,

@@ -30,6 +30,8 @@ type Config struct {
 	// RejectStatus, if not 0, answers every INVITE with this final status (e.g. 486).
 	RejectStatus int
 	RejectReason string
+	// RingAfter delays the 180 Ringing after the INVITE (a slow network or exchange).
+	RingAfter time.Duration
 	// RingFor is how long the phone rings (180 Ringing sent first) before answering.
 	RingFor time.Duration
 	// PlayWAV is an 8 kHz mono 16-bit WAV played into each call once answered;
@@ -124,17 +126,17 @@ func (p *Phone) answerOrReject(ctx context.Context, d *diago.DialogServerSession
 		p.emit(Event{Event: "rejected", CallID: callID, Status: p.cfg.RejectStatus, Reason: reason})
 		return
 	}
+	if !p.wait(ctx, d, p.cfg.RingAfter) {
+		p.emit(Event{Event: "hangup", CallID: callID, By: "remote", Reason: "cancelled before ringing"})
+		return
+	}
 	if err := d.Ringing(); err != nil {
 		p.emit(Event{Event: "failed", CallID: callID, Error: err.Error()})
 		return
 	}
 	p.emit(Event{Event: "ringing", CallID: callID})
-	select {
-	case <-time.After(p.cfg.RingFor):
-	case <-d.Context().Done():
+	if !p.wait(ctx, d, p.cfg.RingFor) {
 		p.emit(Event{Event: "hangup", CallID: callID, By: "remote", Reason: "cancelled while ringing"})
-		return
-	case <-ctx.Done():
 		return
 	}
 	dm, err := d.Answer(diago.AnswerOptions{})
@@ -149,6 +151,21 @@ func (p *Phone) answerOrReject(ctx context.Context, d *diago.DialogServerSession
 		return
 	}
 	p.converse(ctx, callID, m, d.Context().Done(), func(ctx context.Context) error { return d.Hangup(ctx) })
+}
+
+// wait sleeps for d unless the caller cancels (or the phone stops) first.
+func (p *Phone) wait(ctx context.Context, d *diago.DialogServerSession, dur time.Duration) bool {
+	if dur <= 0 {
+		return true
+	}
+	select {
+	case <-time.After(dur):
+		return true
+	case <-d.Context().Done():
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Call places a call to uri (e.g. "sip:+15550100@127.0.0.1:5060") and runs it like an
