@@ -40,6 +40,8 @@ func run() error {
 	record := flag.String("record", "", "WAV file to record each call into")
 	digits := flag.String("digits", "", "DTMF digits to send 1 s into each call")
 	hangupAfter := flag.Duration("hangup-after", 0, "hang up this long after the call is up (0: wait for the other side)")
+	authUser := flag.String("auth-user", "", "demand digest auth with this user name")
+	authPassword := flag.String("auth-password", "", "password for -auth-user")
 	call := flag.String("call", "", "place one call to this SIP URI, then exit")
 	from := flag.String("from", "testphone", "calling number/user for -call")
 	rtpPorts := flag.String("rtp-ports", "", "RTP port range first-last (default: any free port)")
@@ -64,6 +66,8 @@ func run() error {
 	phone, err := testphone.Start(ctx, testphone.Config{
 		SIP:          sipua.Config{Host: *host, Port: *port, Name: "testphone", Logger: log},
 		RejectStatus: *reject,
+		AuthUser:     *authUser,
+		AuthPassword: *authPassword,
 		RingAfter:    *ringAfter,
 		RingFor:      *ring,
 		PlayWAV:      *play,

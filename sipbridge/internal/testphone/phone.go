@@ -30,6 +30,9 @@ type Config struct {
 	// RejectStatus, if not 0, answers every INVITE with this final status (e.g. 486).
 	RejectStatus int
 	RejectReason string
+	// AuthUser and AuthPassword, if set, make the phone demand digest authentication
+	// (401 with a challenge) before it looks at an INVITE, like a carrier trunk.
+	AuthUser, AuthPassword string
 	// RingAfter delays the 180 Ringing after the INVITE (a slow network or exchange).
 	RingAfter time.Duration
 	// RingFor is how long the phone rings (180 Ringing sent first) before answering.
@@ -54,7 +57,7 @@ type Config struct {
 
 // Event is one thing that happened to the phone, printed as a JSON line.
 type Event struct {
-	Event   string `json:"event"` // listening, invite, ringing, rejected, answered, dtmf, hangup, recorded, failed
+	Event   string `json:"event"` // listening, challenged, invite, ringing, rejected, answered, dtmf, hangup, recorded, failed
 	Time    string `json:"time"`
 	CallID  string `json:"call_id,omitempty"`
 	From    string `json:"from,omitempty"`
@@ -76,6 +79,7 @@ type Phone struct {
 	ua    *sipua.UA
 	play  []int16
 	calls atomic.Int32
+	auth  *diago.DigestAuthServer
 
 	emitMu sync.Mutex
 }
@@ -89,6 +93,13 @@ func Start(ctx context.Context, cfg Config) (*Phone, error) {
 		cfg.SIP.Logger = cfg.Logger
 	}
 	p := &Phone{cfg: cfg}
+	if cfg.AuthUser != "" {
+		p.auth = diago.NewDigestServer()
+		go func() {
+			<-ctx.Done()
+			p.auth.Close()
+		}()
+	}
 	if cfg.PlayWAV != "" {
 		a, err := wav.ReadFile(cfg.PlayWAV)
 		if err != nil {
@@ -113,6 +124,19 @@ func (p *Phone) Addr() string { return p.ua.Addr() }
 
 func (p *Phone) answerOrReject(ctx context.Context, d *diago.DialogServerSession) {
 	callID := d.InviteRequest.CallID().Value()
+	if p.auth != nil {
+		res, err := p.auth.AuthorizeRequest(d.InviteRequest, diago.DigestAuth{Username: p.cfg.AuthUser, Password: p.cfg.AuthPassword, Realm: "testphone"})
+		if res.StatusCode != sip.StatusOK {
+			// No or wrong credentials: 401 (with a fresh challenge when there were none).
+			_ = d.WriteResponse(res)
+			reason := "challenge sent"
+			if err != nil {
+				reason = err.Error()
+			}
+			p.emit(Event{Event: "challenged", CallID: callID, Status: res.StatusCode, Reason: reason})
+			return
+		}
+	}
 	p.emit(Event{Event: "invite", CallID: callID, From: d.InviteRequest.From().Address.String(), To: d.InviteRequest.To().Address.String()})
 	if p.cfg.RejectStatus != 0 {
 		reason := p.cfg.RejectReason

@@ -300,3 +300,26 @@ func TestPhoneDigitsReachCallerAsDTMF(t *testing.T) {
 		t.Fatalf("received digits %q, want \"12#\"", got)
 	}
 }
+
+// A phone that demands digest auth: the caller answers the 401 challenge with its
+// credentials and gets through; with a wrong password the call fails with 401.
+func TestDigestAuthChallengeIsAnswered(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	phone, evs := startPhone(t, ctx, Config{AuthUser: "trunkuser", AuthPassword: "s3cret"})
+	caller := startCaller(t, ctx)
+
+	_, err := caller.Dial(ctx, phoneURI(t, phone), sipua.DialOptions{FromUser: "alice", Username: "trunkuser", Password: "wrong"})
+	var failed *sipua.CallFailure
+	if !errors.As(err, &failed) || failed.Code != 401 {
+		t.Fatalf("wrong password: %v, want a 401 failure", err)
+	}
+
+	call, err := caller.Dial(ctx, phoneURI(t, phone), sipua.DialOptions{FromUser: "alice", Username: "trunkuser", Password: "s3cret"})
+	if err != nil {
+		t.Fatalf("dial with credentials: %v", err)
+	}
+	defer call.Hangup(ctx)
+	evs.waitFor(t, "challenged", time.Second)
+	evs.waitFor(t, "answered", 2*time.Second)
+}
