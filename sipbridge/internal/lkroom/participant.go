@@ -6,7 +6,6 @@ package lkroom
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -251,6 +250,3 @@ func (p *Participant) decodeRoomTrack(id string, track *webrtc.TrackRemote) {
 		p.mixer.Write(id, pcm[:n])
 	}
 }
-
-// ErrNotJoined is returned by operations on a participant that never joined.
-var ErrNotJoined = errors.New("not in a room")
