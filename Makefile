@@ -3,6 +3,7 @@
 
 # scripts/setup.sh installs uv with `pip --user` when it is missing.
 export PATH := $(HOME)/.local/bin:$(PATH)
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 
 setup:
 	bash scripts/setup.sh
@@ -19,6 +20,7 @@ test: setup stack
 	uv run mypy
 	uv run lint-imports
 	uv run pytest
+	cd sipbridge && LIVEKIT_SERVER_BIN=$(CURDIR)/.stack/bin/livekit-server $(GO) test -count=1 ./...
 
 bench: setup stack
 	uv run python bench/voice_latency.py $(ARGS)

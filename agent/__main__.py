@@ -30,9 +30,11 @@ def livekit_for(settings: WorkerSettings) -> Iterator[WorkerSettings]:
         return
     from localstack import LocalStack, StackNotInstalled, find_binary
 
-    with_sip = find_binary("livekit-sip") is not None
+    with_sip = find_binary("sipbridge") is not None
     if not with_sip:
-        logger.warning("livekit-sip is not installed: starting LiveKit without the SIP bridge")
+        logger.warning(
+            "the SIP bridge is not built (scripts/install-stack.sh): starting LiveKit without SIP"
+        )
     try:
         stack = LocalStack(with_sip=with_sip).start()
     except StackNotInstalled as exc:

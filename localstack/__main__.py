@@ -28,7 +28,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rtp-ports", default=f"{defaults.rtp_start}-{defaults.rtp_end}", help="START-END"
     )
     parser.add_argument("--free-ports", action="store_true", help="pick free ports instead")
-    parser.add_argument("--no-sip", action="store_true", help="do not start livekit-sip")
+    parser.add_argument("--no-sip", action="store_true", help="do not start the SIP bridge")
     parser.add_argument("--log-dir", type=Path, default=None, help="default: .stack/logs")
     return parser.parse_args(argv)
 

@@ -1,4 +1,5 @@
-"""LocalStack: redis, livekit-server and livekit-sip on loopback, started and stopped together."""
+"""LocalStack: redis, livekit-server and our SIP bridge on loopback, started and stopped
+together."""
 
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ class LocalStack:
         binaries = {"redis": require_binary("redis-server")}
         binaries["livekit"] = require_binary("livekit-server")
         if self.with_sip:
-            binaries["sip"] = require_binary("livekit-sip")
+            binaries["sip"] = require_binary("sipbridge")
         planned = [self._redis(binaries["redis"]), self._livekit(binaries["livekit"])]
         if self.with_sip:
             planned.append(self._sip(binaries["sip"]))
@@ -196,10 +197,10 @@ class LocalStack:
             "LIVEKIT_API_SECRET": self.api_secret,
         }
         return ManagedProcess(
-            name="livekit-sip",
+            name="sipbridge",
             argv=[str(binary), "--config", str(path)],
             env=env,
-            log_path=self.log_dir / "livekit-sip.log",
+            log_path=self.log_dir / "sipbridge.log",
             is_ready=self._sip_answers,
         )
 

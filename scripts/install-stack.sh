@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
-# Installs the local LiveKit stack (redis, livekit-server, the livekit-sip bridge and the
-# SIP test phones) idempotently: Debian packages only when missing, Go binaries only when
-# the cached build is not already at the pinned version.
+# Installs the local LiveKit stack (redis, livekit-server, our SIP bridge and its test phone)
+# idempotently: Debian packages only when missing, Go binaries only when the cached build is
+# not already at the pinned version (livekit-server) or of the same sources (sipbridge/).
 #
 #   scripts/install-stack.sh            # install what is missing
-#   scripts/install-stack.sh --skip-sip # everything but the livekit-sip bridge
+#   scripts/install-stack.sh --skip-sip # everything but the SIP bridge
 #   STACK_CACHE=/some/dir scripts/...   # build into another cache (default: <repo>/.stack)
 #
 # Binaries land in $STACK_CACHE/bin (git-ignored); `python -m localstack` looks there first.
 set -euo pipefail
 
 LIVEKIT_SERVER_VERSION=v1.13.5
-LIVEKIT_SIP_VERSION=v1.11.0
-GO_MIN_MINOR=26 # both modules declare `go 1.26`
+GO_MIN_MINOR=26 # livekit-server and sipbridge declare `go 1.26`
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_CACHE=${STACK_CACHE:-$REPO_ROOT/.stack}
@@ -72,7 +71,7 @@ find_go() {
   elif [ -x /usr/local/go/bin/go ]; then
     echo /usr/local/go/bin/go
   else
-    die "Go >= 1.$GO_MIN_MINOR is required to build livekit-server and livekit-sip (not found on PATH or in /usr/local/go)"
+    die "Go >= 1.$GO_MIN_MINOR is required to build livekit-server and the SIP bridge (not found on PATH or in /usr/local/go)"
   fi
 }
 
@@ -135,10 +134,27 @@ install_livekit_server() {
     "$LIVEKIT_SERVER_VERSION" server CGO_ENABLED=0
 }
 
-install_livekit_sip() {
-  # cgo: links libopus, libopusfile and libsoxr through pkg-config.
-  go_build livekit-sip github.com/livekit/sip/cmd/livekit-sip \
-    "$LIVEKIT_SIP_VERSION" livekit-sip CGO_ENABLED=1
+# Our SIP bridge (sipbridge/, built from this checkout; LiveKit's own cannot be had here) and
+# its test phone. The stamp is a hash of the bridge's sources, so an edit rebuilds it.
+install_sipbridge() {
+  local source=$REPO_ROOT/sipbridge version tmp started
+  version=$(cd "$source" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) \
+    | sort | xargs sha256sum | sha256sum | cut -c1-16)
+  if stamp_matches sipbridge "$version" && stamp_matches testphone "$version"; then
+    log "sipbridge $version: already built in $BIN_DIR, skipping"
+    return
+  fi
+  log "sipbridge $version: building from $source (cgo, libopus)"
+  started=$(date +%s)
+  tmp=$(mktemp -d "$STACK_CACHE/build.XXXXXX")
+  ( cd "$source" && CGO_ENABLED=1 "$GO" build -o "$tmp/sipbridge" ./cmd/sipbridge \
+      && CGO_ENABLED=1 "$GO" build -o "$tmp/testphone" ./cmd/testphone ) \
+    || { rm -rf "$tmp"; die "building the SIP bridge failed (see the go output above)"; }
+  mv -f "$tmp/sipbridge" "$tmp/testphone" "$BIN_DIR/"
+  rm -rf "$tmp"
+  echo "$version" > "$BIN_DIR/.sipbridge.version"
+  echo "$version" > "$BIN_DIR/.testphone.version"
+  log "sipbridge $version: built in $(( $(date +%s) - started ))s -> $BIN_DIR/sipbridge, testphone"
 }
 
 usage() {
@@ -163,10 +179,9 @@ main() {
   check_go_version "$GO"
   install_livekit_server
   if [ "$skip_sip" -eq 1 ]; then
-    log "livekit-sip: skipped (--skip-sip)"
-  elif ! ( install_livekit_sip ); then
-    # The rest of the stack is useful without it: the agent runs, only SIP calls can't.
-    log "WARNING: livekit-sip is not installed; the stack runs without the SIP bridge"
+    log "sipbridge: skipped (--skip-sip)"
+  else
+    install_sipbridge
   fi
   log "done. Binaries in $BIN_DIR:"
   ls -1 "$BIN_DIR" | sed 's/^/[install-stack]   /'

@@ -1,4 +1,4 @@
-"""The real local stack: redis, livekit-server and livekit-sip on free loopback ports."""
+"""The real local stack: redis, livekit-server and our SIP bridge on free loopback ports."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import websockets
 from livekit import api
 from livekit.protocol import rtc
 
-from localstack import LocalStack, StackNotInstalled, StackPorts, find_binary
+from localstack import LocalStack, StackNotInstalled, StackPorts
 from localstack.probes import sip_options_status
 from localstack.sockets import is_loopback, listening_sockets
 from telephony.provision import Action, SipPlan, provision
@@ -21,12 +21,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    # Without livekit-sip the LiveKit-only tests still run; the SIP test fails on its own.
-    local = LocalStack(
-        ports=StackPorts.free(),
-        log_dir=tmp_path_factory.mktemp("localstack"),
-        with_sip=find_binary("livekit-sip") is not None,
-    )
+    # The whole stack, our SIP bridge included (scripts/install-stack.sh builds it).
+    local = LocalStack(ports=StackPorts.free(), log_dir=tmp_path_factory.mktemp("localstack"))
     try:
         local.start()
     except StackNotInstalled as exc:
@@ -120,11 +116,6 @@ async def test_clients_are_given_loopback_stun_servers_only(stack: LocalStack) -
 
 
 def test_sip_bridge_answers_options_on_udp_and_tcp(stack: LocalStack) -> None:
-    if not stack.with_sip:
-        # Not a silent pass: -ra lists the reason. The Go module proxy refuses
-        # github.com/livekit/sip (403), so the bridge cannot be built on our machines.
-        pytest.skip("livekit-sip is not installed (the Go module proxy refuses to serve it)")
-
     statuses = {
         transport: sip_options_status(stack.ports.sip, transport=transport)
         for transport in ("udp", "tcp")
@@ -140,8 +131,7 @@ def test_every_process_listens_on_loopback_only(stack: LocalStack) -> None:
     assert ("tcp", stack.ports.redis) in ports["redis"]
     assert ("tcp", stack.ports.http) in ports["livekit-server"]
     assert ("udp", stack.ports.rtc_udp) in ports["livekit-server"]
-    if stack.with_sip:
-        assert {("tcp", stack.ports.sip), ("udp", stack.ports.sip)} <= ports["livekit-sip"]
+    assert {("tcp", stack.ports.sip), ("udp", stack.ports.sip)} <= ports["sipbridge"]
     exposed = [
         (name, s)
         for name, sockets in listening.items()
