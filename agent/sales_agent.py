@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from livekit.agents import Agent, ChatContext
+import asyncio
+
+from livekit.agents import Agent, ChatContext, StopResponse, llm
 
 import prompts
 from calls.business import BusinessProfile
@@ -29,19 +31,26 @@ def greeting(call: Call) -> str:
     business = call.services.business
     state = call.state
     name = state.contact.firstname if state.contact else None
+    if state.lead is not None:
+        name = state.lead.first_name or name
+    reason = state.lead.reason if state.lead else None
     if state.direction == "outbound":
-        opener = lines.outbound
+        parts = [lines.outbound_known if name else lines.outbound_new]
+        parts.append(lines.outbound_reason if reason else lines.outbound_no_reason)
     else:
-        opener = lines.known_caller if name else lines.new_caller
-    parts = [opener]
+        parts = [lines.known_caller if name else lines.new_caller]
     if call.services.announce_ai:
         parts.append(lines.ai_disclosure)
     if call.services.announce_recording:
         parts.append(lines.recording_notice)
-    parts.append(lines.question_known if name else lines.question_new)
+    if state.direction == "outbound":
+        parts.append(lines.question_outbound)
+    else:
+        parts.append(lines.question_known if name else lines.question_new)
     return prompts.render(
         " ".join(parts),
         name=name or "",
+        reason=reason or "",
         company_name=business.company_name,
         agent_name=business.agent_name,
     )
@@ -57,6 +66,11 @@ def call_context(call: Call) -> str:
     ]
     if state.caller_phone:
         facts.append(f"Caller's number is on file as {mask(state.caller_phone)}.")
+    if state.lead is not None:
+        lead = state.lead
+        who = ", ".join(filter(None, [lead.name, lead.company])) or "a lead"
+        about = f" They asked about {lead.reason}." if lead.reason else ""
+        facts.append(f"We are calling {who} back after their request.{about}")
     contact = state.contact
     if contact is not None:
         known = {
@@ -86,8 +100,9 @@ def call_context(call: Call) -> str:
 
 
 class SalesAgent(Agent):
-    """The agent of one call. An outbound call is greeted once the lead answers, so the
-    worker greets (``greet_on_enter=False``); an inbound caller is greeted at once."""
+    """The agent of one call. An inbound caller is greeted at once. An outbound callee picks
+    up and speaks first ("Hello?"): their first turn is answered with the opener, not by the
+    LLM, and a callee who stays quiet is greeted after a moment (``callee_answered``)."""
 
     def __init__(self, call: Call, *, greet_on_enter: bool = True) -> None:
         chat_ctx = ChatContext.empty()
@@ -99,7 +114,39 @@ class SalesAgent(Agent):
         )
         self._call = call
         self._greet_on_enter = greet_on_enter
+        self._greeted = False
+        self._quiet_callee: asyncio.Task[None] | None = None
 
     async def on_enter(self) -> None:
         if self._greet_on_enter:
-            self.session.say(greeting(self._call))
+            self.greet()
+
+    def greet(self) -> None:
+        if self._greeted:
+            return
+        self._greeted = True
+        self.session.say(greeting(self._call))
+
+    def callee_answered(self, *, quiet_s: float) -> None:
+        """The outbound callee picked up: open once they have spoken, or after ``quiet_s`` of
+        them saying nothing."""
+        self._quiet_callee = asyncio.create_task(self._greet_if_quiet(quiet_s))
+
+    async def _greet_if_quiet(self, quiet_s: float) -> None:
+        await asyncio.sleep(quiet_s)
+        if self.session.user_state != "speaking":
+            self.greet()
+
+    async def on_user_turn_completed(
+        self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
+    ) -> None:
+        if self._greeted:
+            return
+        # The callee's "Hello?" is answered with the opener, not the LLM; it stays in the
+        # conversation (and the transcript), which skipping the turn would otherwise drop.
+        context = self.chat_ctx.copy()
+        context.insert(new_message)
+        await self.update_chat_ctx(context)
+        self.session.history.insert(new_message)
+        self.greet()
+        raise StopResponse()

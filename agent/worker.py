@@ -16,11 +16,11 @@ from livekit.plugins import silero
 from agent.backends import build_services
 from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
-from agent.sales_agent import SalesAgent, greeting
+from agent.sales_agent import SalesAgent
 from agent.session import build_llm, build_session, room_options
 from agent.settings import WorkerSettings
 from calls.call import Call, Services, new_call_state
-from calls.state import CallState, Direction
+from calls.state import CallState, Direction, Lead
 from calls.wrapup import WrapUp
 from integrations.crm import Contact
 from integrations.errors import IntegrationError
@@ -31,16 +31,18 @@ from integrations.phone import InvalidPhoneNumber, normalise_phone
 logger = logging.getLogger("agent.worker")
 
 CRM_LOOKUP_TIMEOUT_S = 1.5  # a slow CRM must not keep a caller waiting in silence
+QUIET_CALLEE_S = 2.0  # an outbound callee who says nothing after picking up is greeted anyway
 SIP_CALLER_NUMBER = "sip.phoneNumber"
 SIP_TRUNK_NUMBER = "sip.trunkPhoneNumber"
 
 
 @dataclass(frozen=True)
 class DialRequest:
-    """An outbound call: a dispatch whose metadata names the number and the trunk."""
+    """An outbound call: a dispatch whose metadata names the number, the trunk and the lead."""
 
     phone_number: str
     sip_trunk_id: str
+    lead: Lead | None = None
 
     @property
     def identity(self) -> str:
@@ -72,6 +74,7 @@ async def entrypoint(ctx: JobContext) -> None:
             services, call_id=ctx.job.id, direction="outbound",
             caller_phone=dial.phone_number, our_number=None,
         )  # fmt: skip
+        state.lead = dial.lead
     else:
         caller = await ctx.wait_for_participant()
         state = await start_call_state(
@@ -93,15 +96,16 @@ async def entrypoint(ctx: JobContext) -> None:
     SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
+    agent = SalesAgent(call, greet_on_enter=dial is None)
     await session.start(
-        agent=SalesAgent(call, greet_on_enter=dial is None),
+        agent=agent,
         room=ctx.room,
         room_options=room_options(
             settings.voice, participant_identity=dial.identity if dial else None
         ),
     )
     if dial is not None and await dial_out(ctx, dial, state):
-        session.say(greeting(call))
+        agent.callee_answered(quiet_s=QUIET_CALLEE_S)
 
 
 _TURN_METRICS = {
@@ -201,9 +205,13 @@ def dial_request(metadata: str | None, *, region: str = "US") -> DialRequest | N
         return None
     if not isinstance(data, dict) or not data.get("phone_number"):
         return None
+    lead = data.get("lead") if isinstance(data.get("lead"), dict) else None
     return DialRequest(
         phone_number=normalise_phone(str(data["phone_number"]), default_region=region),
         sip_trunk_id=str(data.get("sip_trunk_id", "")),
+        lead=Lead(**{k: str(lead[k]) for k in ("name", "company", "reason") if lead.get(k)})
+        if lead
+        else None,
     )
 
 

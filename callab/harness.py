@@ -38,6 +38,7 @@ from callab.standins.chat_script import ChatScript
 from callab.standins.deepgram_stt import DeepgramSTTStandin
 from callab.standins.openai_chat import OpenAIChatStandin
 from localstack import LocalStack, StackPorts
+from telephony.provision import SipPlan, provision
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_NAME = "sales-agent"
@@ -77,13 +78,14 @@ class LabConfig:
     vendors: bool = False  # HubSpot and Google fakes instead of the embedded CRM/calendar
     settings: Mapping[str, str] = field(default_factory=dict)  # worker settings, by env name
     log_level: str = "INFO"
+    with_sip: bool = False  # start our SIP bridge too, for calls over SIP
 
 
 class CallLab:
     def __init__(self, config: LabConfig) -> None:
         self.config = config
         self.stack = LocalStack(
-            ports=StackPorts.free(), log_dir=config.workdir / "stack", with_sip=False
+            ports=StackPorts.free(), log_dir=config.workdir / "stack", with_sip=config.with_sip
         )
         self.stt = DeepgramSTTStandin(
             utterances=config.utterances, final_delay_ms=config.latencies.stt_final_ms
@@ -255,11 +257,21 @@ class CallLab:
         )
         return phone
 
-    async def dispatch_outbound(self, number: str, *, sip_trunk_id: str) -> str:
+    async def provision_sip(self, *, outbound_address: str) -> str:
+        """Our trunks and dispatch rule on the lab's LiveKit, with the outbound trunk pointing
+        at ``outbound_address`` (a test phone); returns the outbound trunk's id."""
+        plan = SipPlan(agent_name=AGENT_NAME, outbound_address=outbound_address)
+        *_, outbound = await provision(self.lkapi, plan)
+        return outbound.id
+
+    async def dispatch_outbound(
+        self, number: str, *, sip_trunk_id: str, lead: Mapping[str, str] | None = None
+    ) -> str:
         """An outbound call as the dialer asks for one: the agent dispatched to a new room with
-        the number to dial in its metadata. Returns the room's name."""
+        the number to dial (and who the lead is) in its metadata. Returns the room's name."""
         room = f"out-e2e-{next(_rooms):04d}"
-        metadata = json.dumps({"phone_number": number, "sip_trunk_id": sip_trunk_id})
+        request = {"phone_number": number, "sip_trunk_id": sip_trunk_id, "lead": dict(lead or {})}
+        metadata = json.dumps(request)
         await self.lkapi.agent_dispatch.create_dispatch(
             api.CreateAgentDispatchRequest(agent_name=AGENT_NAME, room=room, metadata=metadata)
         )

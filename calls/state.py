@@ -42,6 +42,19 @@ _ROUTE_DISPOSITIONS: dict[Outcome, Disposition] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """Who an outbound call is for, as the dialer sent it."""
+
+    name: str | None = None
+    company: str | None = None
+    reason: str | None = None  # what they asked about, said in the opener
+
+    @property
+    def first_name(self) -> str | None:
+        return self.name.split()[0] if self.name and self.name.strip() else None
+
+
 @dataclass
 class CallState:
     """The facts of one call."""
@@ -52,6 +65,7 @@ class CallState:
     qualification: Qualification
     caller_phone: str | None = None
     our_number: str | None = None
+    lead: Lead | None = None
     contact: Contact | None = None
     caller_zone: ZoneInfo | None = None
     zone_confirmed: bool = False

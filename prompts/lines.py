@@ -15,11 +15,15 @@ from prompts import PromptError, load_yaml
 class GreetingLines:
     known_caller: str
     new_caller: str
-    outbound: str
     ai_disclosure: str
     recording_notice: str
     question_known: str
     question_new: str
+    outbound_known: str
+    outbound_new: str
+    outbound_reason: str
+    outbound_no_reason: str
+    question_outbound: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,16 +8,17 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from livekit.agents import AgentSession
 
 import prompts
-from agent.sales_agent import greeting
+from agent.sales_agent import SalesAgent, greeting
 from agent.worker import start_call_state
 from calls.call import Call as LiveCall
 from calls.wrapup import WrapUp
 from integrations.outbox import Outbox
 from integrations.scheduling import Calendar, Event, EventRequest, Interval
 from tests.agent_harness import Hangups, new_call, running_agent
-from tests.scripted_llm import Call, Step, call, offered_slot, say, tool_output
+from tests.scripted_llm import Call, ScriptedLLM, Step, call, offered_slot, say, tool_output
 
 pytestmark = pytest.mark.integration
 
@@ -291,3 +292,37 @@ def _empty_history():
     from livekit.agents import ChatContext
 
     return ChatContext.empty()
+
+
+async def test_outbound_callee_hello_gets_the_opener_not_the_llm(world):
+    # Text input skips the end-of-turn hook, so the hook is driven as the audio path drives it
+    # (the SIP e2e test covers the spoken path).
+    from livekit.agents import ChatContext, ChatMessage, StopResponse
+
+    the_call = new_call(world.services, caller_phone=CALLER, direction="outbound")
+    async with AgentSession[LiveCall](llm=ScriptedLLM([]), userdata=the_call) as session:
+        agent = SalesAgent(the_call, greet_on_enter=False)
+        await session.start(agent)
+        assert spoken_lines(session) == []  # nothing before the callee picks up and speaks
+        hello = ChatMessage(role="user", content=["Hello?"])
+        with pytest.raises(StopResponse):
+            await agent.on_user_turn_completed(ChatContext.empty(), hello)
+        await asyncio.sleep(0.2)
+        assert spoken_lines(session) == [greeting(the_call)]
+        await agent.on_user_turn_completed(ChatContext.empty(), hello)  # later turns: the LLM
+    assert next(i.id for i in session.history.items if i.type == "message") == hello.id
+
+
+async def test_outbound_callee_who_stays_quiet_is_greeted_anyway(world):
+    the_call = new_call(world.services, caller_phone=CALLER, direction="outbound")
+    async with AgentSession[LiveCall](llm=ScriptedLLM([]), userdata=the_call) as session:
+        agent = SalesAgent(the_call, greet_on_enter=False)
+        await session.start(agent)
+        agent.callee_answered(quiet_s=0.1)
+        await asyncio.sleep(0.4)
+        assert spoken_lines(session) == [greeting(the_call)]
+
+
+def spoken_lines(session) -> list[str]:
+    return [i.text_content for i in session.history.items
+            if i.type == "message" and i.role == "assistant"]  # fmt: skip

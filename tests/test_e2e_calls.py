@@ -16,10 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import prompts
-from callab.audio import AudioToolMissing, speech_spans
+from callab.audio import AudioToolMissing, level_dbfs, phone_line, speech_spans, write_wav
 from callab.harness import CallLab, LabConfig
 from callab.phone import TestPhone
 from callab.scenarios import (
@@ -40,7 +41,9 @@ from callab.scenarios import (
     SUMMARY,
     script,
 )
+from callab.sip_phone import SipPhone, free_udp_port
 from callab.standins.chat_script import message_text
+from callab.standins.speech import parse_wav
 from localstack import StackNotInstalled
 from tests.worlds import EmbeddedWorld
 
@@ -270,3 +273,66 @@ async def test_an_outbound_call_that_cannot_be_placed_is_still_recorded(
     records = lab.worker_log_records()
     ours = [r for r in records if r["msg"].startswith(("outbound call", "call written"))]
     assert len(ours) == 2 and all(r.get("call_id") and r.get("room") == room for r in ours)
+
+
+# --- outbound calls over SIP: our bridge dials the Go test phone --------------------------
+
+LEAD = {"name": "Dana Whitfield", "company": "Acme", "reason": "sales forecasting"}
+CALLEE_HELLO = "Hello, this is Dana."
+
+
+def callee_wav(path: Path, text: str) -> Path:
+    """What the callee says on picking up, as an 8 kHz phone line after half a second."""
+    lead_in = np.zeros(4000, dtype=np.int16)
+    return write_wav(path, np.concatenate([lead_in, phone_line(text, sample_rate=8000)]), 8000)
+
+
+async def test_outbound_call_over_sip_rings_the_lead_and_opens_after_the_hello(
+    start_lab: StartLab, tmp_path: Path
+) -> None:
+    lab = await start_lab(script=script([]), utterances=[CALLEE_HELLO], with_sip=True)
+    async with SipPhone(
+        port=free_udp_port(),
+        play=callee_wav(tmp_path / "hello.wav", CALLEE_HELLO),
+        record=tmp_path / "heard-sip.wav",
+        ring_s=1.0,
+        hangup_after_s=20,
+    ) as phone:
+        trunk = await lab.provision_sip(outbound_address=phone.address)
+        await lab.dispatch_outbound(CALLER, sip_trunk_id=trunk, lead=LEAD)
+        invite = await phone.event("invite", limit_s=30)
+        await phone.event("answered", limit_s=10)
+        await phone.event("hangup", limit_s=30)
+        await phone.event("recorded", limit_s=10)
+    assert CALLER.lstrip("+") in invite.fields["to"]
+    assert phone.kinds().index("ringing") < phone.kinds().index("answered")
+    # The callee's hello is answered with the opener, not by the LLM.
+    opener = spoken_texts(lab)[0]
+    assert opener.startswith("Hi Dana, this is") and "sales forecasting" in opener
+    heard, rate = parse_wav((tmp_path / "heard-sip.wav").read_bytes())
+    assert rate == 8000
+    windows = [(i / 100, level_dbfs(heard[i * 80 : (i + 1) * 80])) for i in range(len(heard) // 80)]
+    assert speech_spans(windows, min_gap_s=1.0)  # the agent's voice came down the phone line
+    database = tmp_path / "lab" / "data" / "embedded.sqlite3"
+    world = EmbeddedWorld(database, services=None)  # type: ignore[arg-type]  # reads the db only
+    (logged,) = await eventually(world.logged_calls, limit_s=60)
+    assert logged["direction"] == "outbound" and logged["to_number"] == CALLER
+    assert logged["disposition"] == "hung_up"
+    caller, agent = logged["transcript"].splitlines()[:2]
+    assert caller.startswith("Caller: Hello") and agent == f"Agent: {opener}"
+
+
+async def test_a_busy_lead_is_recorded_with_the_sip_status(
+    start_lab: StartLab, tmp_path: Path
+) -> None:
+    lab = await start_lab(script=script([]), utterances=[], with_sip=True)
+    async with SipPhone(port=free_udp_port(), record=tmp_path / "busy.wav", reject=486) as phone:
+        trunk = await lab.provision_sip(outbound_address=phone.address)
+        await lab.dispatch_outbound(CALLER, sip_trunk_id=trunk, lead=LEAD)
+        await phone.event("rejected", limit_s=30)
+        database = tmp_path / "lab" / "data" / "embedded.sqlite3"
+        world = EmbeddedWorld(database, services=None)  # type: ignore[arg-type]  # reads the db
+        (logged,) = await eventually(world.logged_calls, limit_s=60)
+    assert logged["disposition"] == "not_reached"
+    assert logged["qualification"]["not_reached"].startswith("486")
+    assert lab.tts.contexts == []

@@ -14,7 +14,7 @@ from calls.qualification import (
     coerce_answer,
     load_criteria,
 )
-from calls.state import DISPOSITIONS, SPOKEN_DISPOSITIONS
+from calls.state import DISPOSITIONS, SPOKEN_DISPOSITIONS, Lead
 from integrations.crm import Contact
 from prompts.lines import closing_lines, greeting_lines
 from tests.agent_harness import new_call
@@ -79,8 +79,18 @@ def test_greetings_render_for_known_new_and_outbound(world):
     the_call.state.set_contact(Contact(id="1", firstname="Dana"))
     assert "Dana" in greeting(the_call) and "$" not in greeting(the_call)
     out = new_call(world.services, direction="outbound")
-    assert "$" not in greeting(out)
+    assert "$" not in greeting(out) and "following up on your request" in greeting(out)
+    assert greeting(out).endswith(greeting_lines().question_outbound)
     assert "Caller's number" in call_context(the_call)
+
+
+def test_outbound_opener_names_the_lead_and_the_reason(world):
+    out = new_call(world.services, direction="outbound")
+    out.state.lead = Lead(name="Dana Whitfield", company="Acme", reason="sales forecasting")
+    text = greeting(out)
+    assert text.startswith("Hi Dana, this is") and "asked us about sales forecasting" in text
+    assert greeting_lines().ai_disclosure in text and greeting_lines().recording_notice in text
+    assert "Dana Whitfield, Acme" in call_context(out) and "sales forecasting" in call_context(out)
 
 
 def test_criteria_schema_has_every_field_and_choices():

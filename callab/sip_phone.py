@@ -1,0 +1,132 @@
+"""A phone on the SIP side: our Go test phone (sipbridge/cmd/testphone) as a subprocess.
+
+It answers the calls our SIP bridge places (after ringing, or rejecting them with a status),
+plays an 8 kHz WAV into each call and records what it hears. Its JSON events (invite,
+ringing, answered, rejected, hangup, recorded ...) are collected as they arrive, stamped
+with `time.monotonic()`.
+
+    async with SipPhone(port=free_udp_port(), play=wav, record=tmp / "heard.wav") as phone:
+        ... dispatch an outbound call to it ...
+        invite = await phone.event("invite")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from localstack import find_binary
+from localstack.ports import LOOPBACK
+
+
+class TestPhoneMissing(RuntimeError):
+    """The Go test phone is not built (scripts/install-stack.sh builds it)."""
+
+
+@dataclass(frozen=True)
+class PhoneEvent:
+    at: float
+    kind: str
+    fields: dict[str, Any]
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class SipPhone:
+    def __init__(
+        self,
+        *,
+        port: int,
+        record: Path,
+        play: Path | None = None,
+        ring_s: float = 0.5,
+        reject: int | None = None,
+        hangup_after_s: float | None = None,
+    ) -> None:
+        binary = find_binary("testphone")
+        if binary is None:
+            raise TestPhoneMissing("testphone is not built: run scripts/install-stack.sh")
+        self.port = port
+        self.record = record
+        self.events: list[PhoneEvent] = []
+        self._argv = [str(binary), "-host", LOOPBACK, "-port", str(port), "-record", str(record)]
+        self._argv += ["-ring", f"{ring_s}s"]
+        if play is not None:
+            self._argv += ["-play", str(play)]
+        if reject is not None:
+            self._argv += ["-reject", str(reject)]
+        if hangup_after_s is not None:
+            self._argv += ["-hangup-after", f"{hangup_after_s}s"]
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    async def __aenter__(self) -> SipPhone:
+        self._process = await asyncio.create_subprocess_exec(
+            *self._argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        self._reader = asyncio.create_task(self._read_events())
+        await self.event("listening", limit_s=10)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._process.wait(), 5)
+            if self._process.returncode is None:
+                self._process.kill()
+                await self._process.wait()
+        if self._reader is not None:
+            await self._reader
+
+    async def event(self, kind: str, *, limit_s: float = 30.0) -> PhoneEvent:
+        """The first event of ``kind``, waiting up to ``limit_s`` for it."""
+        async with asyncio.timeout(limit_s), self._changed:
+            while True:
+                found = next((e for e in self.events if e.kind == kind), None)
+                if found is not None:
+                    return found
+                if self._process is not None and self._process.returncode is not None:
+                    raise RuntimeError(f"the test phone exited before {kind!r}: {self.events}")
+                await self._changed.wait()
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+    async def _read_events(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        async for line in self._process.stdout:
+            with contextlib.suppress(json.JSONDecodeError):
+                raw = json.loads(line)
+                if isinstance(raw, dict):
+                    kind = str(raw.get("event") or raw.get("type") or "")
+                    self.events.append(PhoneEvent(at=time.monotonic(), kind=kind, fields=raw))
+            async with self._changed:
+                self._changed.notify_all()
+        async with self._changed:
+            self._changed.notify_all()
