@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import httpx
 from livekit import api
 
@@ -83,7 +84,13 @@ async def outbound_trunk_id(lkapi: api.LiveKitAPI, settings: DialerProcessSettin
     if settings.telephony.sip_outbound_trunk_id:
         return settings.telephony.sip_outbound_trunk_id
     name = SipPlan(agent_name=settings.livekit.agent_name).outbound_trunk_name
-    listed = await lkapi.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
+    try:
+        listed = await lkapi.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
+    except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+        raise SettingsError(
+            f"LiveKit could not be asked for the outbound trunk ({exc}); is it running? "
+            "Set LIVEKIT_URL, or start the worker first (it starts the local stack)"
+        ) from None
     for trunk in listed.items:
         if trunk.name == name:
             return str(trunk.sip_trunk_id)

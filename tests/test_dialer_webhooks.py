@@ -141,3 +141,18 @@ def test_a_signature_proves_the_body_and_the_time() -> None:
     assert not verify("another-secret-0123456789", header=header, body=body, now=1_800_000_100)
     assert not verify(SECRET, header=header, body=body, now=1_800_000_000 + 301)  # a replay
     assert not verify(SECRET, header="v1=abc", body=body, now=1_800_000_000)
+
+
+def test_the_receiver_snippet_in_the_readme_accepts_our_signature_and_nothing_else() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "dialer" / "README.md").read_text()
+    snippet = readme.split("Verify it before trusting the body:", 1)[1]
+    code = snippet.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(code, namespace)  # the documented code, as a customer would paste it
+    readme_verify = namespace["verify"]
+    body = '{"id":"evt_1","type":"call.ended"}'
+    header = signature(SECRET, timestamp=1_800_000_000, body=body)
+    forever = 10**12  # the snippet checks freshness on the wall clock; this test must not
+    assert readme_verify(SECRET, header, body.encode(), forever)  # type: ignore[operator]
+    assert not readme_verify(SECRET, header, body.encode() + b" ", forever)  # type: ignore[operator]
+    assert not readme_verify("x" * 20, header, body.encode(), forever)  # type: ignore[operator]
