@@ -39,8 +39,30 @@ def _end(call: Call, attempts: Sequence[Attempt], campaign: Campaign | None) -> 
     return Ending("completed", "completed", None, NOW)
 
 
-def claimer(store: SqlStore, intervals: list[tuple[float, float, str]], *, batch: int) -> None:
-    """Claim, hold briefly, end; until nothing is left to claim."""
+class Tally:
+    """What the claimers saw, shared by the threads of one process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.intervals: list[tuple[float, float, str]] = []
+        self.claimed = 0
+        self.errors: list[BaseException] = []
+
+
+def claimer(
+    store: SqlStore, tally: Tally, *, batch: int, total: int = CALLS, wait_full_s: float = 0.5
+) -> None:
+    try:
+        _claim_until_done(store, tally, batch=batch, total=total, wait_full_s=wait_full_s)
+    except BaseException as exc:  # a thread's error must fail the test, not vanish
+        tally.errors.append(exc)
+
+
+def _claim_until_done(
+    store: SqlStore, tally: Tally, *, batch: int, total: int, wait_full_s: float
+) -> None:
+    """Claim; hold until the store shows the cap full (or nothing is left to claim), so the
+    claimers overlap however the machine schedules them; end; until nothing is left."""
     limits = ClaimLimits(max_concurrent=CAP, pace=Pace(1000.0), batch=batch)
     idle = 0
     while idle < 50:
@@ -52,9 +74,18 @@ def claimer(store: SqlStore, intervals: list[tuple[float, float, str]], *, batch
             time.sleep(0.002)
             continue
         idle = 0
+        with tally.lock:
+            tally.claimed += len(claims)
+        deadline = got + wait_full_s
+        while time.monotonic() < deadline and len(store.in_flight()) < CAP:
+            with tally.lock:
+                if tally.claimed >= total:
+                    break
+            time.sleep(0.001)
         time.sleep(HOLD_S)
         for claim in claims:
-            intervals.append((got, time.monotonic(), claim.call.campaign or ""))
+            with tally.lock:
+                tally.intervals.append((got, time.monotonic(), claim.call.campaign or ""))
             store.finish_attempt(claim.call.id, claim.attempt.number, decide=_end,
                                  notify=lambda c, a: [])  # fmt: skip
 
@@ -94,16 +125,17 @@ def test_the_global_cap_holds_with_concurrent_claimers(
     url = request.getfixturevalue("postgres_url") if kind == "postgres" else None
     stores = [open_test_store(kind, tmp_path, url) for _ in range(6)]  # one connection each
     fill(stores[0])
-    intervals: list[tuple[float, float, str]] = []
+    tally = Tally()
     threads = [
-        threading.Thread(target=claimer, args=(s, intervals), kwargs={"batch": 2}) for s in stores
+        threading.Thread(target=claimer, args=(s, tally), kwargs={"batch": 2}) for s in stores
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert len(intervals) == CALLS and all_completed(stores[0])
-    assert most_at_once(intervals) == CAP  # reached, never exceeded
+    assert tally.errors == []
+    assert len(tally.intervals) == CALLS and all_completed(stores[0])
+    assert most_at_once(tally.intervals) == CAP  # reached, never exceeded
     for store in stores:
         store.close()
 
@@ -115,17 +147,19 @@ def test_a_campaign_cap_holds_with_concurrent_claimers(
     stores = [open_test_store("postgres", tmp_path, postgres_url) for _ in range(4)]
     stores[0].put_campaign(Campaign(name="small", max_concurrent=1))
     fill(stores[0], campaigns=("small", "big"))
-    intervals: list[tuple[float, float, str]] = []
+    tally = Tally()
     threads = [
-        threading.Thread(target=claimer, args=(s, intervals), kwargs={"batch": 3}) for s in stores
+        threading.Thread(target=claimer, args=(s, tally), kwargs={"batch": 3, "wait_full_s": 0.05})
+        for s in stores
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert len(intervals) == CALLS and all_completed(stores[0])
-    assert most_at_once(intervals, "small") == 1
-    assert most_at_once(intervals) <= CAP
+    assert tally.errors == []
+    assert len(tally.intervals) == CALLS and all_completed(stores[0])
+    assert most_at_once(tally.intervals, "small") == 1
+    assert most_at_once(tally.intervals) <= CAP
     for store in stores:
         store.close()
 
@@ -133,14 +167,16 @@ def test_a_campaign_cap_holds_with_concurrent_claimers(
 _PROCESS = """
 import json, sys
 from dialer.postgres_store import PostgresStore
-from tests.test_dialer_caps import claimer
-intervals = []
+from tests.test_dialer_caps import Tally, claimer
+tally = Tally()
 store = PostgresStore(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()  # start together
-claimer(store, intervals, batch=2)
+claimer(store, tally, batch=2, total=10**9)  # this process cannot see the other's tally
 store.close()
-print(json.dumps(intervals))
+if tally.errors:
+    raise tally.errors[0]
+print(json.dumps(tally.intervals))
 """
 
 
