@@ -6,14 +6,26 @@ never speaks does not need speech keys.
 
 from config.groups import (
     BusinessSettings,
+    DialerSettings,
     IntegrationSettings,
+    LeadApiSettings,
     LiveKitSettings,
+    QueueSettings,
     TelephonySettings,
     VoiceSettings,
 )
 from config.loading import SettingsError, load_settings
 
-GROUPS = (LiveKitSettings, TelephonySettings, IntegrationSettings, BusinessSettings, VoiceSettings)
+GROUPS = (
+    LiveKitSettings,
+    TelephonySettings,
+    IntegrationSettings,
+    BusinessSettings,
+    VoiceSettings,
+    QueueSettings,
+    DialerSettings,
+    LeadApiSettings,
+)
 
 
 def variable_names() -> frozenset[str]:
@@ -24,8 +36,11 @@ def variable_names() -> frozenset[str]:
 __all__ = [
     "GROUPS",
     "BusinessSettings",
+    "DialerSettings",
     "IntegrationSettings",
+    "LeadApiSettings",
     "LiveKitSettings",
+    "QueueSettings",
     "SettingsError",
     "TelephonySettings",
     "VoiceSettings",

@@ -6,7 +6,7 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from calls.slots import BusinessHours
@@ -139,3 +139,96 @@ def _weekday_numbers(value: str) -> frozenset[int]:
     if unknown or not names:
         raise ValueError(f"business days must be names like mon,tue; got {value!r}")
     return frozenset(_DAYS.index(n) for n in names)
+
+
+class QueueSettings(BaseSettings):
+    """Where the dialer's queue lives: SQLite under DATA_DIR, or PostgreSQL when several API
+    or dialer replicas share one queue."""
+
+    model_config = _ENV
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:pass@host/db; unset: SQLite under DATA_DIR"
+    )
+
+
+class DialerSettings(BaseSettings):
+    """How the dialer paces, caps, times and retries outbound calls, and where results go."""
+
+    model_config = _ENV
+    dialer_max_concurrent_calls: int = Field(5, ge=1, description="calls in flight, all told")
+    dialer_calls_per_second: float = Field(1.0, gt=0, le=100, description="the trunk's pace")
+    dialer_max_attempts: int = Field(3, ge=1, le=20)
+    dialer_retry_busy_minutes: str = Field("10,30,60", description="minutes before each retry")
+    dialer_retry_no_answer_minutes: str = "60,180,1440"
+    dialer_retry_voicemail_minutes: str = "240,1440"
+    dialer_retry_failed_minutes: str = "15,60"
+    dialer_calling_start: time = Field(time(9), description="leads' local time; never before 8")
+    dialer_calling_end: time = Field(time(20), description="leads' local time; never after 21")
+    dialer_calling_days: str = "mon,tue,wed,thu,fri"
+    dialer_ring_timeout_seconds: float = Field(45.0, gt=5, le=300)
+    dialer_poll_seconds: float = Field(1.0, gt=0, le=60)
+    webhook_urls: str = Field("", description="csv of URLs that receive call results")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC key for the webhooks")
+    webhook_max_attempts: int = Field(12, ge=1, le=50)
+
+    @field_validator(
+        "dialer_retry_busy_minutes",
+        "dialer_retry_no_answer_minutes",
+        "dialer_retry_voicemail_minutes",
+        "dialer_retry_failed_minutes",
+    )
+    @classmethod
+    def _minutes(cls, value: str) -> str:
+        minutes_list(value)
+        return value
+
+    @field_validator("dialer_calling_days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        _weekday_numbers(value)
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _signed_webhooks(self) -> DialerSettings:
+        if self.webhook_targets() and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URLS is set")
+        return self
+
+    def webhook_targets(self) -> tuple[str, ...]:
+        return tuple(url.strip() for url in self.webhook_urls.split(",") if url.strip())
+
+    def calling_days(self) -> frozenset[int]:
+        return _weekday_numbers(self.dialer_calling_days)
+
+
+class LeadApiSettings(BaseSettings):
+    """The lead API: where it listens and what it accepts."""
+
+    model_config = _ENV
+    leadapi_host: str = Field("127.0.0.1", description="address the lead API listens on")
+    leadapi_port: int = Field(8080, ge=1, le=65535)
+    lead_consent_required: bool = Field(True, description="refuse leads without consent")
+    lead_dedupe_hours: float = Field(24.0, ge=0, description="same phone within: same call")
+
+
+def minutes_list(value: str) -> tuple[float, ...]:
+    """``"10,30,60"`` as minutes; an empty list is allowed (no retry)."""
+    try:
+        minutes = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected minutes like 10,30,60; got {value!r}") from None
+    if any(m <= 0 for m in minutes):
+        raise ValueError(f"minutes must be positive; got {value!r}")
+    return minutes
+
+
+def weekday_numbers(value: str) -> frozenset[int]:
+    """``"mon,tue"`` as weekday numbers (Monday is 0)."""
+    return _weekday_numbers(value)

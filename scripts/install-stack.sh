@@ -18,7 +18,8 @@ STACK_CACHE=${STACK_CACHE:-$REPO_ROOT/.stack}
 BIN_DIR=$STACK_CACHE/bin
 TIMINGS_LOG=$STACK_CACHE/build-times.log
 
-APT_PACKAGES=(redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev espeak-ng sox baresip)
+# postgresql: the dialer queue's PostgreSQL tests start a throwaway cluster from its binaries.
+APT_PACKAGES=(redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev espeak-ng sox baresip postgresql)
 # sipp is handy for scripted SIP calls but not required by the stack itself.
 APT_OPTIONAL=(sip-tester)
 

@@ -1,0 +1,143 @@
+"""The dialer process: settings, the store, LiveKit, and the loop that runs the scheduler and
+the webhook sender until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import httpx
+from livekit import api
+
+from config import (
+    BusinessSettings,
+    DialerSettings,
+    IntegrationSettings,
+    LiveKitSettings,
+    QueueSettings,
+    SettingsError,
+    TelephonySettings,
+    load_settings,
+)
+from dialer.dispatch import LiveKitDispatcher
+from dialer.outcomes import OutcomeReporter
+from dialer.policy import DialPolicy
+from dialer.scheduler import Scheduler
+from dialer.sql_store import SqlStore
+from dialer.stores import open_store
+from dialer.webhooks import WebhookSender
+from localstack.stack import DEV_API_KEY, DEV_API_SECRET
+from telephony.provision import LOCAL_URL, SipPlan
+
+logger = logging.getLogger("dialer")
+
+
+@dataclass(frozen=True)
+class DialerProcessSettings:
+    livekit: LiveKitSettings
+    telephony: TelephonySettings
+    business: BusinessSettings
+    integrations: IntegrationSettings
+    queue: QueueSettings
+    dialer: DialerSettings
+
+
+def load_dialer_settings(env_file: Path | None = Path(".env")) -> DialerProcessSettings:
+    return load_settings(DialerProcessSettings, env_file)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_reporter(
+    settings: DialerSettings,
+    business: BusinessSettings,
+    *,
+    queue: SqlStore,
+    now: Callable[[], datetime] = utc_now,
+) -> OutcomeReporter:
+    """The reporter the worker calls as attempts progress and end."""
+    return OutcomeReporter(
+        queue=queue,
+        policy=DialPolicy.from_settings(settings, business),
+        webhook_urls=settings.webhook_targets(),
+        now=now,
+    )
+
+
+def livekit_api(livekit: LiveKitSettings) -> api.LiveKitAPI:
+    """The configured LiveKit, or the local stack `make run` starts (dev keys)."""
+    if livekit.livekit_url:
+        return api.LiveKitAPI(livekit.livekit_url, livekit.livekit_api_key, livekit.api_secret())
+    return api.LiveKitAPI(LOCAL_URL, DEV_API_KEY, DEV_API_SECRET)
+
+
+async def outbound_trunk_id(lkapi: api.LiveKitAPI, settings: DialerProcessSettings) -> str:
+    """SIP_OUTBOUND_TRUNK_ID, else the trunk provisioning created for our agent name."""
+    if settings.telephony.sip_outbound_trunk_id:
+        return settings.telephony.sip_outbound_trunk_id
+    name = SipPlan(agent_name=settings.livekit.agent_name).outbound_trunk_name
+    try:
+        listed = await lkapi.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
+    except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+        raise SettingsError(
+            f"LiveKit could not be asked for the outbound trunk ({exc}); is it running? "
+            "Set LIVEKIT_URL, or start the worker first (it starts the local stack)"
+        ) from None
+    for trunk in listed.items:
+        if trunk.name == name:
+            return str(trunk.sip_trunk_id)
+    raise SettingsError(
+        f"SIP_OUTBOUND_TRUNK_ID is not set and LiveKit has no outbound trunk named {name!r}: "
+        "run `python -m telephony.provision` and set SIP_OUTBOUND_TRUNK_ID to its output"
+    )
+
+
+async def serve(settings: DialerProcessSettings, stop: asyncio.Event) -> None:
+    store = open_store(settings.queue, data_dir=settings.integrations.data_dir)
+    try:
+        async with livekit_api(settings.livekit) as lkapi, httpx.AsyncClient() as http:
+            await _loop(settings, store, lkapi, http, stop)
+    finally:
+        store.close()
+
+
+async def _loop(
+    settings: DialerProcessSettings,
+    store: SqlStore,
+    lkapi: api.LiveKitAPI,
+    http: httpx.AsyncClient,
+    stop: asyncio.Event,
+) -> None:
+    dialer = settings.dialer
+    policy = DialPolicy.from_settings(dialer, settings.business)
+    scheduler = Scheduler(
+        queue=store, dnc=store, dispatcher=LiveKitDispatcher(lkapi),
+        reporter=build_reporter(dialer, settings.business, queue=store), policy=policy,
+        agent_name=settings.livekit.agent_name,
+        sip_trunk_id=await outbound_trunk_id(lkapi, settings), now=utc_now,
+    )  # fmt: skip
+    sender = None
+    if dialer.webhook_secret is not None:
+        sender = WebhookSender(
+            queue=store, client=http, secret=dialer.webhook_secret.get_secret_value(),
+            now=utc_now, max_attempts=dialer.webhook_max_attempts,
+        )  # fmt: skip
+    logger.info("dialer running: at most %d calls, %.2f calls/s", policy.max_concurrent,
+                policy.pace.calls_per_second)  # fmt: skip
+    while not stop.is_set():
+        try:
+            await scheduler.tick()
+            if sender is not None:
+                await sender.deliver_due()
+        except Exception:  # a database or LiveKit hiccup must not end the dialer
+            logger.exception("dialer pass failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), dialer.dialer_poll_seconds)

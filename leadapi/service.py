@@ -1,0 +1,43 @@
+"""The lead API process: settings, the store, the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+
+from dialer.policy import DialPolicy
+from dialer.service import build_reporter
+from dialer.sql_store import SqlStore
+from leadapi.admission import AdmissionRules
+from leadapi.app import ApiDeps, build_app
+from leadapi.keys import KeyRing
+from leadapi.settings import LeadApiProcessSettings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def app_for(
+    settings: LeadApiProcessSettings,
+    *,
+    store: SqlStore,
+    now: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    policy = DialPolicy.from_settings(settings.dialer, settings.business)
+    rules = AdmissionRules(
+        policy=policy,
+        default_region=settings.business.default_region,
+        consent_required=settings.leadapi.lead_consent_required,
+        dedupe_window=timedelta(hours=settings.leadapi.lead_dedupe_hours),
+    )
+    deps = ApiDeps(
+        store=store,
+        keys=KeyRing(store, now=now),
+        reporter=build_reporter(settings.dialer, settings.business, queue=store, now=now),
+        rules=rules,
+        now=now,
+    )
+    return build_app(deps)
