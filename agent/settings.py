@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from config import (
     BusinessSettings,
+    DialerSettings,
     IntegrationSettings,
     LiveKitSettings,
+    QueueSettings,
     TelephonySettings,
     VoiceSettings,
     load_settings,
@@ -22,9 +25,11 @@ class WorkerSettings:
     integrations: IntegrationSettings
     business: BusinessSettings
     telephony: TelephonySettings
+    queue: QueueSettings
+    dialer: DialerSettings  # outbound attempts the dialer placed report back to its queue
 
     def with_livekit(self, livekit: LiveKitSettings) -> WorkerSettings:
-        return WorkerSettings(livekit, self.voice, self.integrations, self.business, self.telephony)
+        return dataclasses.replace(self, livekit=livekit)
 
 
 def load_worker_settings(env_file: Path | None = Path(".env")) -> WorkerSettings:

@@ -13,6 +13,7 @@ from livekit import api, rtc
 from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.plugins import silero
 
+from agent.attempts import AttemptReports
 from agent.backends import build_services
 from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
@@ -22,6 +23,7 @@ from agent.settings import WorkerSettings
 from calls.call import Call, Services, new_call_state
 from calls.state import CallState, Direction, Lead
 from calls.wrapup import WrapUp
+from dialer import AttemptRef, OutcomeReporter, build_reporter, open_store
 from integrations.crm import Contact
 from integrations.errors import IntegrationError
 from integrations.masking import mask
@@ -57,6 +59,9 @@ def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
     proc.userdata["settings"] = settings
     proc.userdata["services"] = build_services(settings.integrations, settings.business)
     proc.userdata["outbox"] = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
+    # Outbound attempts the dialer placed report back to its queue (the same store it uses).
+    queue = open_store(settings.queue, data_dir=settings.integrations.data_dir)
+    proc.userdata["reporter"] = build_reporter(settings.dialer, settings.business, queue=queue)
     proc.userdata["vad"] = silero.VAD.load(
         min_silence_duration=settings.voice.vad_min_silence_seconds
     )
@@ -88,8 +93,12 @@ async def entrypoint(ctx: JobContext) -> None:
         user_away_timeout=settings.business.silence_timeout_seconds,
     )  # fmt: skip
 
+    reports = attempt_reports(ctx.proc.userdata.get("reporter"), ctx.job.metadata)
+
     async def record_call() -> None:
-        await wrapup.run(session.history)
+        recorded = await wrapup.run(session.history)
+        if reports is not None:
+            await reports.completed(state, recorded)
 
     ctx.add_shutdown_callback(record_call)
     session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics))
@@ -104,7 +113,7 @@ async def entrypoint(ctx: JobContext) -> None:
             settings.voice, participant_identity=dial.identity if dial else None
         ),
     )
-    if dial is not None and await dial_out(ctx, dial, state):
+    if dial is not None and await dial_out(ctx, dial, state, reports):
         agent.callee_answered(quiet_s=QUIET_CALLEE_S)
 
 
@@ -194,6 +203,15 @@ def _phone(raw: str | None, region: str) -> str | None:
         return None
 
 
+def attempt_reports(
+    reporter: OutcomeReporter | None, metadata: str | None
+) -> AttemptReports | None:
+    """How to report this job's attempt, when the dialer sent it (a hand-made dispatch has no
+    attempt to report)."""
+    ref = AttemptRef.from_metadata(metadata)
+    return AttemptReports(reporter, ref) if reporter is not None and ref is not None else None
+
+
 def dial_request(metadata: str | None, *, region: str = "US") -> DialRequest | None:
     """The outbound call a dispatch asks for, or None for an inbound call."""
     if not metadata:
@@ -205,19 +223,32 @@ def dial_request(metadata: str | None, *, region: str = "US") -> DialRequest | N
         return None
     if not isinstance(data, dict) or not data.get("phone_number"):
         return None
-    lead = data.get("lead") if isinstance(data.get("lead"), dict) else None
     return DialRequest(
         phone_number=normalise_phone(str(data["phone_number"]), default_region=region),
         sip_trunk_id=str(data.get("sip_trunk_id", "")),
-        lead=Lead(**{k: str(lead[k]) for k in ("name", "company", "reason") if lead.get(k)})
-        if lead
-        else None,
+        lead=_lead(data.get("lead")),
     )
 
 
-async def dial_out(ctx: JobContext, dial: DialRequest, state: CallState) -> bool:
+def _lead(raw: object) -> Lead | None:
+    """The lead as the dialer sends it; what they asked about is the lead's ``reason``, or the
+    ``interest`` among the free-form fields the web form sent."""
+    if not isinstance(raw, dict):
+        return None
+    fields = raw.get("fields")
+    reason = raw.get("reason") or (fields.get("interest") if isinstance(fields, dict) else None)
+    return Lead(
+        name=str(raw["name"]) if raw.get("name") else None,
+        company=str(raw["company"]) if raw.get("company") else None,
+        reason=str(reason) if reason else None,
+    )
+
+
+async def dial_out(
+    ctx: JobContext, dial: DialRequest, state: CallState, reports: AttemptReports | None
+) -> bool:
     """Dial the lead and wait for the answer. A busy line, no answer or a refusal is an
-    outcome, not a crash: it is recorded on the call and the job ends."""
+    outcome, not a crash: it is recorded on the call, told to the dialer, and the job ends."""
     try:
         await ctx.api.sip.create_sip_participant(
             api.CreateSIPParticipantRequest(
@@ -231,8 +262,13 @@ async def dial_out(ctx: JobContext, dial: DialRequest, state: CallState) -> bool
     except api.TwirpError as exc:
         state.dial_failure = _dial_failure(exc)
         logger.info("outbound call not answered: %s", state.dial_failure)
+        if reports is not None:
+            sip_status = exc.sip_status_code if isinstance(exc, api.SipCallError) else None
+            await reports.not_reached(sip_status=sip_status, detail=state.dial_failure)
         ctx.shutdown(reason=f"dial failed: {state.dial_failure}")
         return False
+    if reports is not None:
+        await reports.answered()
     return True
 
 

@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from livekit import api
 
 import config
@@ -51,6 +53,36 @@ _SCRUBBED_PREFIXES = (
     "HUBSPOT_", "GOOGLE_", "DEEPGRAM_", "OPENAI_", "CARTESIA_", "LIVEKIT_", "SIP_",
 )  # fmt: skip
 _rooms = itertools.count(1)
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_http_ok(url: str, *, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession() as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {limit_s:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
 
 
 @dataclass(frozen=True)
@@ -98,6 +130,7 @@ class CallLab:
         self.worker_log_path = config.workdir / "worker.log"
         self._exits = contextlib.AsyncExitStack()
         self._lkapi: api.LiveKitAPI | None = None
+        self.outbound_env: dict[str, str] = {}
 
     async def __aenter__(self) -> CallLab:
         try:
@@ -231,6 +264,41 @@ class CallLab:
             "GOOGLE_CALENDAR_ID": GOOGLE_USER,
             "GOOGLE_BASE_URL": self.calendar.base_url,
         }
+
+    # --- the outbound side: the dialer and the lead API, as `make run` starts them ----------
+
+    async def start_outbound_side(self, settings: Mapping[str, str] | None = None) -> str:
+        """``python -m dialer`` and ``python -m leadapi`` beside the worker, sharing its data
+        directory and LiveKit; returns the lead API's base URL."""
+        port = _free_tcp_port()
+        env = {**self.worker_env(), "LEADAPI_PORT": str(port), **(settings or {})}
+        self.outbound_env = env
+        for module in ("dialer", "leadapi"):
+            process = self._spawn(module, env)
+            self._exits.callback(_stop_process, process)
+        base_url = f"http://127.0.0.1:{port}"
+        await _wait_http_ok(f"{base_url}/health", limit_s=WORKER_READY_TIMEOUT_S)
+        return base_url
+
+    def create_api_key(self, name: str = "e2e") -> str:
+        """A lead API key, through the keys CLI a sales-ops person uses."""
+        done = subprocess.run(
+            [sys.executable, "-m", "leadapi", "keys", "create", name],
+            cwd=self.config.workdir, env=self.outbound_env, capture_output=True, text=True,
+            check=True, timeout=60,
+        )  # fmt: skip
+        return done.stdout.strip().splitlines()[-1].split()[-1]
+
+    def _spawn(self, module: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+        with (self.config.workdir / f"{module}.log").open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", module], cwd=self.config.workdir, env=dict(env),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def process_log(self, module: str) -> str:
+        path = self.config.workdir / f"{module}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     # --- calls -----------------------------------------------------------------------------
 

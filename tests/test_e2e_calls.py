@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
+from aiohttp import web
 
 import prompts
 from callab.audio import AudioToolMissing, level_dbfs, phone_line, speech_spans, write_wav
@@ -44,6 +47,7 @@ from callab.scenarios import (
 from callab.sip_phone import SipPhone, free_udp_port
 from callab.standins.chat_script import message_text
 from callab.standins.speech import parse_wav
+from dialer.webhooks import verify
 from localstack import StackNotInstalled
 from tests.worlds import EmbeddedWorld
 
@@ -336,3 +340,91 @@ async def test_a_busy_lead_is_recorded_with_the_sip_status(
     assert logged["disposition"] == "not_reached"
     assert logged["qualification"]["not_reached"].startswith("486")
     assert lab.tts.contexts == []
+
+
+# --- speed to lead: a web-form lead POSTed to the lead API, dialed over SIP ---------------
+
+WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
+
+
+def zone_at_midday(now: datetime) -> str:
+    """A fixed-offset zone where it is late morning or afternoon right now, so the lead is
+    inside calling hours whenever the test runs."""
+    offset = min(range(-12, 15), key=lambda o: (abs((now.hour + o) % 24 - 13), abs(o)))
+    return f"Etc/GMT{-offset:+d}" if offset else "UTC"
+
+
+async def test_a_web_form_lead_is_dialed_answered_reported_and_webhooked(
+    start_lab: StartLab, tmp_path: Path
+) -> None:
+    received: list[tuple[str, str]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append((request.headers.get("X-Signature", ""), await request.text()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    hook_port = free_udp_port()  # any free number; TCP and UDP ports are separate
+    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    lab = await start_lab(script=script([]), utterances=[CALLEE_HELLO], with_sip=True)
+    try:
+        async with SipPhone(
+            port=free_udp_port(),
+            play=callee_wav(tmp_path / "hello.wav", CALLEE_HELLO),
+            record=tmp_path / "heard-lead.wav",
+            ring_s=0.5,
+            hangup_after_s=15,
+        ) as phone:
+            await lab.provision_sip(outbound_address=phone.address)
+            api_url = await lab.start_outbound_side(
+                {
+                    "DIALER_POLL_SECONDS": "0.2",
+                    "DIALER_CALLING_DAYS": "mon,tue,wed,thu,fri,sat,sun",
+                    "WEBHOOK_URLS": f"http://127.0.0.1:{hook_port}/hook",
+                    "WEBHOOK_SECRET": WEBHOOK_SECRET,
+                }
+            )
+            key = await asyncio.to_thread(lab.create_api_key)
+            lead = {
+                "name": "Dana Whitfield", "phone": CALLER, "company": "Acme",
+                "source": "pricing-page", "fields": {"interest": "sales forecasting"},
+                "consent": {"given": True, "wording": "Call me about my request."},
+                "time_zone": zone_at_midday(datetime.now(UTC)),
+            }  # fmt: skip
+            headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "form-1"}
+            async with aiohttp.ClientSession(headers=headers) as http:
+                posted_at = time.monotonic()
+                async with http.post(f"{api_url}/v1/leads", json=lead) as response:
+                    assert response.status == 202, await response.text()
+                    accepted = await response.json()
+                invite = await phone.event("invite", limit_s=30)
+                print(f"speed to lead: POST -> INVITE {1000 * (invite.at - posted_at):.0f} ms")
+                await phone.event("hangup", limit_s=60)
+
+                async def completed() -> dict[str, Any] | None:
+                    async with http.get(accepted["status_url"]) as answer:
+                        body: dict[str, Any] = await answer.json()
+                    return body if body["status"] == "completed" else None
+
+                status = await eventually_async(completed, limit_s=60)
+        assert status["disposition"] == "hung_up" and status["attempts"][0]["outcome"]
+        assert "Hi Dana" in spoken_texts(lab)[0] and "sales forecasting" in spoken_texts(lab)[0]
+        await eventually_async(lambda: asyncio.sleep(0, received), limit_s=30)
+        header, body = received[0]
+        assert verify(WEBHOOK_SECRET, header=header, body=body, now=int(time.time()))
+        event = json.loads(body)
+        assert event["id"] == f"evt_{accepted['id']}" and event["call"]["status"] == "completed"
+    finally:
+        await runner.cleanup()
+
+
+async def eventually_async(check: Callable[[], Awaitable[Any]], *, limit_s: float) -> Any:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not (result := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.3)
+    return result
