@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media"
@@ -29,6 +30,9 @@ type Config struct {
 	// AlsoTCP listens for SIP over TCP on the same port as well (for OPTIONS probes and
 	// peers that insist); calls we place always go over UDP.
 	AlsoTCP bool
+	// OnRefer, if set, takes every REFER instead of diago (which would place the
+	// referred call itself). The test phone uses it to script its answers.
+	OnRefer func(req *sip.Request, tx sip.ServerTransaction)
 	Logger  *slog.Logger
 }
 
@@ -37,6 +41,11 @@ type UA struct {
 	cfg Config
 	dg  *diago.Diago
 	ua  *sipgo.UserAgent
+
+	// notifyMu guards notifyWaiters: REFERs in progress, by SIP Call-ID, waiting for
+	// the NOTIFYs that report how the transfer went.
+	notifyMu      sync.Mutex
+	notifyWaiters map[string]func(req *sip.Request)
 }
 
 // IncomingFunc handles one incoming INVITE. The call ends (BYE, or a final error
@@ -78,6 +87,14 @@ func Start(ctx context.Context, cfg Config, onInvite IncomingFunc) (*UA, error) 
 		opts = append(opts, diago.WithTransport(diago.Transport{Transport: "tcp", BindHost: cfg.Host, BindPort: cfg.Port}))
 	}
 	dg := diago.NewDiago(ua, opts...)
+	u := &UA{cfg: cfg, dg: dg, ua: ua, notifyWaiters: map[string]func(*sip.Request){}}
+	// diago registered its own REFER and NOTIFY handlers; these replace them. NOTIFY
+	// only ever reports on a REFER we sent, and diago would pass on the status code
+	// alone, without the reason phrase that callers of the transfer API get to see.
+	server.OnNotify(u.handleNotify)
+	if cfg.OnRefer != nil {
+		server.OnRefer(cfg.OnRefer)
+	}
 	if err := dg.ServeBackground(ctx, diago.ServeDialogFunc(onInvite)); err != nil {
 		ua.Close()
 		return nil, fmt.Errorf("sip listen on %s: %w", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), err)
@@ -86,7 +103,7 @@ func Start(ctx context.Context, cfg Config, onInvite IncomingFunc) (*UA, error) 
 		<-ctx.Done()
 		ua.Close()
 	}()
-	return &UA{cfg: cfg, dg: dg, ua: ua}, nil
+	return u, nil
 }
 
 // Addr is the host:port this agent receives SIP on.
