@@ -108,9 +108,9 @@ func Join(ctx context.Context, p JoinParams, hooks Hooks, log *slog.Logger) (*Pa
 		return nil, fmt.Errorf("opus encoder: %w", err)
 	}
 	part := &Participant{
-		mixer:   audio.NewMixer(roomQueue),
-		log:     log,
-		encoder: enc,
+		mixer:      audio.NewMixer(roomQueue),
+		log:        log,
+		encoder:    enc,
 		opusBuf:    make([]byte, 1500),
 		left:       make(chan struct{}),
 		subscribed: make(chan struct{}),
