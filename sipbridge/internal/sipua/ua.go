@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media"
@@ -98,6 +99,20 @@ func Start(ctx context.Context, cfg Config, onInvite IncomingFunc) (*UA, error) 
 	if err := dg.ServeBackground(ctx, diago.ServeDialogFunc(onInvite)); err != nil {
 		ua.Close()
 		return nil, fmt.Errorf("sip listen on %s: %w", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), err)
+	}
+	// diago reports the listener ready just before sipgo puts it in its connection
+	// pool. A call placed in between would make sipgo open a second socket on the
+	// same port (EADDRINUSE), so wait until the listener is in the pool.
+	addr := u.Addr()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if c, err := ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+			c.Ref(-1) // GetConnection took a reference
+			break
+		}
+		if time.Now().After(deadline) {
+			ua.Close()
+			return nil, fmt.Errorf("sip listener on %s did not come up", addr)
+		}
 	}
 	go func() {
 		<-ctx.Done()
