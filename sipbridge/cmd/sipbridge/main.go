@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
 	"github.com/redis/go-redis/v9"
@@ -61,13 +60,14 @@ func run() error {
 	// The UA outlives ctx a little: calls are hung up (BYE) after the signal arrives.
 	uaCtx, stopUA := context.WithCancel(context.Background())
 	defer stopUA()
+	var invites bridge.InviteRouter
 	ua, err := sipua.Start(uaCtx, sipua.Config{
 		Host:    cfg.ListenIP,
 		Port:    cfg.SIPPort,
 		Name:    "sipbridge",
 		AlsoTCP: true,
 		Logger:  log.With("component", "sip"),
-	}, func(d *diago.DialogServerSession) { bridge.RejectInbound(log, d) })
+	}, invites.Handle)
 	if err != nil {
 		return err
 	}
@@ -80,6 +80,7 @@ func run() error {
 	if err := svc.Register(bus); err != nil {
 		return err
 	}
+	invites.Set(svc)
 	log.Info("SIP bridge ready", "sip", ua.Addr(), "rtp", cfg.RTPPort, "redis", cfg.Redis.Address, "ws_url", cfg.WsURL)
 
 	<-ctx.Done()

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/emiago/sipgo/sip"
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
@@ -27,15 +26,16 @@ type Settings struct {
 	ClusterID string
 }
 
-// Dialer places outgoing SIP calls (sipua.UA in production).
-type Dialer interface {
+// SIP places outgoing calls and transfers calls (sipua.UA in production).
+type SIP interface {
 	Dial(ctx context.Context, to sip.Uri, opts sipua.DialOptions) (*sipua.OutboundCall, error)
+	Refer(ctx context.Context, d sipua.Dialog, callID, referTo string, headers map[string]string) error
 }
 
 // Service implements rpc.SIPInternalServerImpl.
 type Service struct {
 	settings Settings
-	dialer   Dialer
+	sip      SIP
 	io       rpc.IOInfoClient // call state reports; nil to skip them
 	log      *slog.Logger
 
@@ -43,24 +43,29 @@ type Service struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	auth *inboundAuth
+
 	mu    sync.Mutex
-	calls map[string]*outboundCall
+	calls map[string]*callCore // by LiveKit call ID (sip.callID)
 	wg    sync.WaitGroup
 
 	server rpc.SIPInternalServer
 }
 
-// NewService returns a service that dials with dialer and reports to io (may be nil).
-func NewService(settings Settings, dialer Dialer, io rpc.IOInfoClient, log *slog.Logger) *Service {
+// NewService returns a service that places and transfers calls with sipUA and reports
+// to io. io also routes inbound calls (trunk authentication, dispatch rules); with a
+// nil io the service only places calls.
+func NewService(settings Settings, sipUA SIP, io rpc.IOInfoClient, log *slog.Logger) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		settings: settings,
-		dialer:   dialer,
+		sip:      sipUA,
 		io:       io,
 		log:      log,
 		ctx:      ctx,
 		cancel:   cancel,
-		calls:    map[string]*outboundCall{},
+		auth:     newInboundAuth(),
+		calls:    map[string]*callCore{},
 	}
 }
 
@@ -84,7 +89,9 @@ func (s *Service) Close() {
 	if s.server != nil {
 		s.server.DeregisterCreateSIPParticipantTopic(s.settings.ClusterID)
 	}
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 	if s.server != nil {
 		s.server.Shutdown()
@@ -118,7 +125,7 @@ func (s *Service) CreateSIPParticipant(ctx context.Context, req *rpc.InternalCre
 		log.Warn("cannot join room", "error", err)
 		return nil, psrpc.NewError(psrpc.Internal, err)
 	}
-	s.track(call)
+	s.track(call.callCore)
 	resp := &rpc.InternalCreateSIPParticipantResponse{
 		ParticipantId:       call.part.SID(),
 		ParticipantIdentity: call.part.Identity(),
@@ -126,47 +133,67 @@ func (s *Service) CreateSIPParticipant(ctx context.Context, req *rpc.InternalCre
 	}
 	if !req.WaitUntilAnswered {
 		s.wg.Go(func() {
-			defer s.untrack(call)
+			defer s.untrack(call.callCore)
 			if err := call.dial(s.ctx); err != nil {
 				return
 			}
-			call.bridgeUntilHangup(s.ctx)
+			call.run(s.ctx)
 		})
 		return resp, nil
 	}
 	// The RPC's deadline bounds the ringing too; the call then lives on its own.
 	if err := call.dial(mergeDone(ctx, s.ctx)); err != nil {
-		s.untrack(call)
+		s.untrack(call.callCore)
 		return nil, dialError(err)
 	}
 	s.wg.Go(func() {
-		defer s.untrack(call)
-		call.bridgeUntilHangup(s.ctx)
+		defer s.untrack(call.callCore)
+		call.run(s.ctx)
 	})
 	return resp, nil
 }
 
-// TransferSIPParticipant (SIP REFER) is a later stage.
-func (s *Service) TransferSIPParticipant(context.Context, *rpc.InternalTransferSIPParticipantRequest) (*emptypb.Empty, error) {
-	return nil, psrpc.NewErrorf(psrpc.Unimplemented, "call transfer is not supported by this SIP bridge yet")
+// TransferSIPParticipant transfers a call of ours (SIP REFER). livekit-server sends
+// it on the topic of the call's sip.callID, which we registered for the call. It
+// returns once the phone reported the outcome; after a successful transfer the call
+// ends.
+func (s *Service) TransferSIPParticipant(ctx context.Context, req *rpc.InternalTransferSIPParticipantRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	call := s.calls[req.SipCallId]
+	s.mu.Unlock()
+	if call == nil {
+		return nil, psrpc.NewErrorf(psrpc.NotFound, "unknown call %q", req.SipCallId)
+	}
+	if d := req.RingingTimeout.AsDuration(); req.RingingTimeout != nil && d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := call.transfer(ctx, req.TransferTo, req.Headers); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
 }
 
-// RejectInbound answers an incoming INVITE until inbound calls are implemented.
-func RejectInbound(log *slog.Logger, d *diago.DialogServerSession) {
-	log.Info("rejecting inbound call (not supported yet)", "from", d.InviteRequest.From().Address.String())
-	_ = d.Respond(sip.StatusServiceUnavailable, "Inbound Calls Not Supported", nil)
+// track makes a call known, and reachable for TransferSIPParticipant.
+func (s *Service) track(c *callCore) {
+	s.mu.Lock()
+	s.calls[c.lkCallID] = c
+	s.mu.Unlock()
+	if s.server != nil {
+		if err := s.server.RegisterTransferSIPParticipantTopic(c.lkCallID); err != nil {
+			c.log.Warn("cannot take transfers for this call", "error", err)
+		}
+	}
 }
 
-func (s *Service) track(c *outboundCall) {
+func (s *Service) untrack(c *callCore) {
+	if s.server != nil {
+		s.server.DeregisterTransferSIPParticipantTopic(c.lkCallID)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls[c.req.SipCallId] = c
-}
-
-func (s *Service) untrack(c *outboundCall) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.calls, c.req.SipCallId)
+	delete(s.calls, c.lkCallID)
 }
 
 // outboundTarget is the Request-URI for the call: sip:<call_to>@<trunk address>.

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -225,12 +226,13 @@ func (p *phoneEvents) String() string {
 
 func startPhone(t *testing.T, ctx context.Context, cfg testphone.Config) (*testphone.Phone, *phoneEvents) {
 	t.Helper()
-	port, err := sipua.FreeUDPPort("127.0.0.1")
+	port, err := sipua.FreeUDPPort(cmp.Or(cfg.SIP.Host, "127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	evs := &phoneEvents{}
-	cfg.SIP = sipua.Config{Host: "127.0.0.1", Port: port, Name: "testphone"}
+	host := cmp.Or(cfg.SIP.Host, "127.0.0.1")
+	cfg.SIP = sipua.Config{Host: host, Port: port, Name: "testphone"}
 	cfg.OnEvent = evs.add
 	p, err := testphone.Start(ctx, cfg)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
 	"github.com/redis/go-redis/v9"
@@ -175,8 +174,8 @@ func startStack() (*stack, func(), error) {
 	}
 	uaCtx, stopUA := context.WithCancel(context.Background())
 	stops = append(stops, stopUA)
-	ua, err := sipua.Start(uaCtx, sipua.Config{Host: "127.0.0.1", Port: sipPort, Name: "sipbridge", Logger: log},
-		func(d *diago.DialogServerSession) { bridge.RejectInbound(log, d) })
+	var invites bridge.InviteRouter
+	ua, err := sipua.Start(uaCtx, sipua.Config{Host: "127.0.0.1", Port: sipPort, Name: "sipbridge", Logger: log}, invites.Handle)
 	if err != nil {
 		return nil, cleanup, err
 	}
@@ -185,6 +184,7 @@ func startStack() (*stack, func(), error) {
 	if err := svc.Register(bus); err != nil {
 		return nil, cleanup, err
 	}
+	invites.Set(svc)
 	stops = append(stops, svc.Close)
 	return &stack{httpURL: httpURL, wsURL: wsURL, bridgeAddr: ua.Addr(), service: svc}, cleanup, nil
 }

@@ -31,6 +31,11 @@ type JoinParams struct {
 	Room                     string
 	Identity, Name, Metadata string
 	Attributes               map[string]string
+	// RoomPreset and RoomConfig go into the token. If the join creates the room,
+	// livekit-server creates it with this configuration, including the explicit agent
+	// dispatches of RoomConfig.Agents (what a dispatch rule's room_config asks for).
+	RoomPreset string
+	RoomConfig *livekit.RoomConfiguration
 }
 
 // Hooks are called from the room's goroutines.
@@ -51,6 +56,10 @@ type Participant struct {
 	left      chan struct{}
 	leaveOnce sync.Once
 	reason    string
+
+	// subscribed is closed once an audio track of another participant is subscribed.
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
 }
 
 // roomQueue bounds how far the room's audio may run ahead of the phone (per track).
@@ -61,6 +70,11 @@ const roomQueue = 10 * audio.FrameSamples // 200 ms
 func Token(p JoinParams) (string, error) {
 	yes := true
 	at := auth.NewAccessToken(p.APIKey, p.APISecret).
+		SetRoomPreset(p.RoomPreset).
+		SetRoomConfig(p.RoomConfig).
+		// The token never leaves the bridge, so a room config that carries egress
+		// credentials may go in it.
+		SetAllowSensitiveCredentials(true).
 		SetVideoGrant(&auth.VideoGrant{
 			RoomJoin:             true,
 			Room:                 p.Room,
@@ -94,11 +108,12 @@ func Join(ctx context.Context, p JoinParams, hooks Hooks, log *slog.Logger) (*Pa
 		return nil, fmt.Errorf("opus encoder: %w", err)
 	}
 	part := &Participant{
-		mixer:   audio.NewMixer(roomQueue),
-		log:     log,
-		encoder: enc,
-		opusBuf: make([]byte, 1500),
-		left:    make(chan struct{}),
+		mixer:      audio.NewMixer(roomQueue),
+		log:        log,
+		encoder:    enc,
+		opusBuf:    make([]byte, 1500),
+		left:       make(chan struct{}),
+		subscribed: make(chan struct{}),
 	}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackSubscribed = part.onTrackSubscribed
@@ -221,8 +236,13 @@ func (p *Participant) onTrackSubscribed(track *webrtc.TrackRemote, pub *lksdk.Re
 		p.log.Warn("room audio track is not Opus; not bridged", "participant", rp.Identity(), "mime", track.Codec().MimeType)
 		return
 	}
+	p.subscribedOnce.Do(func() { close(p.subscribed) })
 	go p.decodeRoomTrack(rp.Identity()+"/"+pub.SID(), track)
 }
+
+// Subscribed is closed once the participant hears someone: an audio track of another
+// participant (the agent) is subscribed.
+func (p *Participant) Subscribed() <-chan struct{} { return p.subscribed }
 
 // decodeRoomTrack decodes one room track until it ends. The Opus decoder runs at
 // 8 kHz: libopus band-limits and resamples the 48 kHz stream itself.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
@@ -84,13 +85,30 @@ func (u *UA) Dial(ctx context.Context, to sip.Uri, opts DialOptions) (*OutboundC
 	for name, value := range opts.Headers {
 		headers = append(headers, sip.NewHeader(name, value))
 	}
+	// CANCEL needs a provisional response first (RFC 3261 9.1), so sipgo otherwise
+	// waits out Timer B (32 s) when the far end never answered at all. Give up at once
+	// then: there is nothing to cancel.
+	var provisional atomic.Bool
+	inviteCtx, cancelInvite := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelInvite(nil)
+	stop := context.AfterFunc(ctx, func() {
+		if provisional.Load() {
+			cancelInvite(context.Cause(ctx))
+		} else {
+			cancelInvite(sipgo.WaitAnswerForceCancelErr)
+		}
+	})
+	defer stop()
 	onResponse := func(res *sip.Response) error {
-		if res.IsProvisional() && opts.OnProgress != nil {
-			opts.OnProgress(res.StatusCode, res.Reason)
+		if res.IsProvisional() {
+			provisional.Store(true)
+			if opts.OnProgress != nil {
+				opts.OnProgress(res.StatusCode, res.Reason)
+			}
 		}
 		return nil
 	}
-	d, dm, err := u.dg.Invite(ctx, to, diago.InviteOptions{
+	d, dm, err := u.dg.Invite(inviteCtx, to, diago.InviteOptions{
 		Transport:  "udp",
 		Username:   opts.Username,
 		Password:   opts.Password,

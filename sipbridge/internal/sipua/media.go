@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/diago"
@@ -25,6 +26,8 @@ type Media struct {
 
 	// writeMu keeps audio frames and DTMF events from interleaving on the one RTP stream.
 	writeMu sync.Mutex
+	// lastPacket is when the last RTP packet arrived (unix ns), 0 before the first.
+	lastPacket atomic.Int64
 }
 
 // NewMedia wraps the media of an answered call. It fails if the peer negotiated
@@ -73,6 +76,7 @@ func (m *Media) Receive(onAudio func(pcm []int16), onDigit func(digit byte)) err
 		if n == 0 {
 			continue
 		}
+		m.lastPacket.Store(time.Now().UnixNano())
 		hdr := reader.PacketHeader
 		switch {
 		case m.eventPT >= 0 && int(hdr.PayloadType) == m.eventPT:
@@ -90,6 +94,15 @@ func (m *Media) Receive(onAudio func(pcm []int16), onDigit func(digit byte)) err
 			// Comfort noise or a payload type we did not offer: nothing to play.
 		}
 	}
+}
+
+// LastPacket is when the last RTP packet from the peer arrived (zero before the
+// first one, or when nothing is reading).
+func (m *Media) LastPacket() time.Time {
+	if ns := m.lastPacket.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // WriteFrame encodes one frame of PCM and sends it. It blocks until the next packet

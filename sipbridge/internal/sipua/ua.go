@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media"
@@ -29,6 +31,9 @@ type Config struct {
 	// AlsoTCP listens for SIP over TCP on the same port as well (for OPTIONS probes and
 	// peers that insist); calls we place always go over UDP.
 	AlsoTCP bool
+	// OnRefer, if set, takes every REFER instead of diago (which would place the
+	// referred call itself). The test phone uses it to script its answers.
+	OnRefer func(req *sip.Request, tx sip.ServerTransaction)
 	Logger  *slog.Logger
 }
 
@@ -37,6 +42,11 @@ type UA struct {
 	cfg Config
 	dg  *diago.Diago
 	ua  *sipgo.UserAgent
+
+	// notifyMu guards notifyWaiters: REFERs in progress, by SIP Call-ID, waiting for
+	// the NOTIFYs that report how the transfer went.
+	notifyMu      sync.Mutex
+	notifyWaiters map[string]func(req *sip.Request)
 }
 
 // IncomingFunc handles one incoming INVITE. The call ends (BYE, or a final error
@@ -78,15 +88,37 @@ func Start(ctx context.Context, cfg Config, onInvite IncomingFunc) (*UA, error) 
 		opts = append(opts, diago.WithTransport(diago.Transport{Transport: "tcp", BindHost: cfg.Host, BindPort: cfg.Port}))
 	}
 	dg := diago.NewDiago(ua, opts...)
+	u := &UA{cfg: cfg, dg: dg, ua: ua, notifyWaiters: map[string]func(*sip.Request){}}
+	// diago registered its own REFER and NOTIFY handlers; these replace them. NOTIFY
+	// only ever reports on a REFER we sent, and diago would pass on the status code
+	// alone, without the reason phrase that callers of the transfer API get to see.
+	server.OnNotify(u.handleNotify)
+	if cfg.OnRefer != nil {
+		server.OnRefer(cfg.OnRefer)
+	}
 	if err := dg.ServeBackground(ctx, diago.ServeDialogFunc(onInvite)); err != nil {
 		ua.Close()
 		return nil, fmt.Errorf("sip listen on %s: %w", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), err)
+	}
+	// diago reports the listener ready just before sipgo puts it in its connection
+	// pool. A call placed in between would make sipgo open a second socket on the
+	// same port (EADDRINUSE), so wait until the listener is in the pool.
+	addr := u.Addr()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if c, err := ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+			c.Ref(-1) // GetConnection took a reference
+			break
+		}
+		if time.Now().After(deadline) {
+			ua.Close()
+			return nil, fmt.Errorf("sip listener on %s did not come up", addr)
+		}
 	}
 	go func() {
 		<-ctx.Done()
 		ua.Close()
 	}()
-	return &UA{cfg: cfg, dg: dg, ua: ua}, nil
+	return u, nil
 }
 
 // Addr is the host:port this agent receives SIP on.

@@ -4,6 +4,7 @@
 package testphone
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,20 @@ type Config struct {
 	// HangUpAfter makes the phone hang up (BYE) this long after the call is up;
 	// 0 waits for the other side to hang up.
 	HangUpAfter time.Duration
+	// DialUser and DialPassword answer a 401/407 challenge to the calls the phone
+	// places (Call).
+	DialUser, DialPassword string
+	// AnswerTimeout bounds how long a call placed by the phone may ring before the
+	// phone gives up (CANCEL). 0: 60 s.
+	AnswerTimeout time.Duration
+	// ReferReject, if not 0, answers a REFER with this status instead of 202.
+	ReferReject int
+	// ReferResult is the status the phone reports in its final NOTIFY after accepting
+	// a REFER (it does not place the referred call): 0 means 200 (transfer succeeded);
+	// e.g. 486 or 603 report a failed transfer. A NOTIFY 100 Trying comes first.
+	ReferResult int
+	// ReferDelay is how long the (pretend) transfer takes between the NOTIFYs.
+	ReferDelay time.Duration
 	// Events receives one JSON object per line for every Event (may be nil).
 	Events io.Writer
 	// OnEvent is called for every Event (may be nil); tests use it.
@@ -57,7 +72,7 @@ type Config struct {
 
 // Event is one thing that happened to the phone, printed as a JSON line.
 type Event struct {
-	Event   string `json:"event"` // listening, challenged, invite, ringing, rejected, answered, dtmf, hangup, recorded, failed
+	Event   string `json:"event"` // listening, challenged, invite, dialing, ringing, rejected, answered, dtmf, refer, notify, hangup, recorded, failed
 	Time    string `json:"time"`
 	CallID  string `json:"call_id,omitempty"`
 	From    string `json:"from,omitempty"`
@@ -67,6 +82,7 @@ type Event struct {
 	Reason  string `json:"reason,omitempty"`
 	Codec   string `json:"codec,omitempty"`
 	Digit   string `json:"digit,omitempty"`
+	ReferTo string `json:"refer_to,omitempty"`
 	By      string `json:"by,omitempty"` // who hung up: "local" or "remote"
 	Path    string `json:"path,omitempty"`
 	Samples int    `json:"samples,omitempty"`
@@ -81,7 +97,20 @@ type Phone struct {
 	calls atomic.Int32
 	auth  *diago.DigestAuthServer
 
+	// active are the calls in progress, by SIP Call-ID.
+	activeMu sync.Mutex
+	active   map[string]*activeCall
+	// hangUp is closed by HangUp: every call in progress, and every later one, ends.
+	hangUp     chan struct{}
+	hangUpOnce sync.Once
+
 	emitMu sync.Mutex
+}
+
+// activeCall is an established call of the phone.
+type activeCall struct {
+	dialog sipua.Dialog
+	digits chan string // digits to send now (SendDigits)
 }
 
 // Start listens for calls until ctx ends.
@@ -92,7 +121,8 @@ func Start(ctx context.Context, cfg Config) (*Phone, error) {
 	if cfg.SIP.Logger == nil {
 		cfg.SIP.Logger = cfg.Logger
 	}
-	p := &Phone{cfg: cfg}
+	p := &Phone{cfg: cfg, active: map[string]*activeCall{}, hangUp: make(chan struct{})}
+	cfg.SIP.OnRefer = p.onRefer
 	if cfg.AuthUser != "" {
 		p.auth = diago.NewDigestServer()
 		go func() {
@@ -110,6 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Phone, error) {
 		}
 		p.play = a.Samples
 	}
+	p.cfg = cfg
 	ua, err := sipua.Start(ctx, cfg.SIP, func(d *diago.DialogServerSession) { p.answerOrReject(ctx, d) })
 	if err != nil {
 		return nil, err
@@ -121,6 +152,25 @@ func Start(ctx context.Context, cfg Config) (*Phone, error) {
 
 // Addr is the phone's SIP address (host:port).
 func (p *Phone) Addr() string { return p.ua.Addr() }
+
+// HangUp ends every call in progress (BYE, or CANCEL while still ringing) and makes
+// the phone refuse further ones.
+func (p *Phone) HangUp() { p.hangUpOnce.Do(func() { close(p.hangUp) }) }
+
+// SendDigits sends DTMF on every call in progress. It reports how many calls got it.
+func (p *Phone) SendDigits(digits string) int {
+	p.activeMu.Lock()
+	defer p.activeMu.Unlock()
+	n := 0
+	for _, c := range p.active {
+		select {
+		case c.digits <- digits:
+			n++
+		default:
+		}
+	}
+	return n
+}
 
 func (p *Phone) answerOrReject(ctx context.Context, d *diago.DialogServerSession) {
 	callID := d.InviteRequest.CallID().Value()
@@ -174,7 +224,7 @@ func (p *Phone) answerOrReject(ctx context.Context, d *diago.DialogServerSession
 		p.emit(Event{Event: "failed", CallID: callID, Error: err.Error()})
 		return
 	}
-	p.converse(ctx, callID, m, d.Context().Done(), func(ctx context.Context) error { return d.Hangup(ctx) })
+	p.converse(ctx, callID, m, d, d.Context().Done(), func(ctx context.Context) error { return d.Hangup(ctx) })
 }
 
 // wait sleeps for d unless the caller cancels (or the phone stops) first.
@@ -192,40 +242,73 @@ func (p *Phone) wait(ctx context.Context, d *diago.DialogServerSession, dur time
 	}
 }
 
-// Call places a call to uri (e.g. "sip:+15550100@127.0.0.1:5060") and runs it like an
-// answered incoming call. It returns when the call is over.
+// Call places a call to uri (e.g. "sip:+14155550199@127.0.0.1:5060") from the
+// number from, and runs it like an answered incoming call: it plays, records, sends
+// the digits, and ends when either side hangs up, HangUpAfter passes, HangUp is
+// called or ctx ends. It returns nil if the call was answered, else a
+// *sipua.CallFailure or another error. The last events are always "hangup" (for
+// an unanswered call with the final status), then "recorded" if recording.
 func (p *Phone) Call(ctx context.Context, uri string, from string) error {
 	var to sip.Uri
 	if err := sip.ParseUri(uri, &to); err != nil {
 		return fmt.Errorf("call uri %q: %w", uri, err)
 	}
-	p.emit(Event{Event: "dialing", To: uri})
-	call, err := p.ua.Dial(ctx, to, sipua.DialOptions{
+	p.emit(Event{Event: "dialing", To: uri, From: from})
+	dialCtx, cancel := context.WithTimeout(ctx, cmp.Or(p.cfg.AnswerTimeout, 60*time.Second))
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	go func() {
+		select {
+		case <-p.hangUp:
+			cancel()
+		case <-dialCtx.Done():
+		}
+	}()
+	call, err := p.ua.Dial(dialCtx, to, sipua.DialOptions{
 		FromUser: from,
+		Username: p.cfg.DialUser,
+		Password: p.cfg.DialPassword,
 		OnProgress: func(code int, reason string) {
 			if code == sip.StatusRinging || code == sip.StatusSessionInProgress {
-				p.emit(Event{Event: "ringing", To: uri, Status: code})
+				p.emit(Event{Event: "ringing", To: uri, Status: code, Reason: reason})
 			}
 		},
 	})
 	if err != nil {
 		var failed *sipua.CallFailure
-		if errors.As(err, &failed) {
+		switch {
+		case errors.As(err, &failed) && failed.Local:
+			// We gave up (timeout, hang-up request): CANCEL was sent.
+			p.emit(Event{Event: "hangup", To: uri, By: "local", Status: failed.Code, Reason: failed.Reason})
+		case errors.As(err, &failed):
 			p.emit(Event{Event: "rejected", To: uri, Status: failed.Code, Reason: failed.Reason})
-		} else {
+			p.emit(Event{Event: "hangup", To: uri, By: "remote", Status: failed.Code, Reason: failed.Reason})
+		default:
 			p.emit(Event{Event: "failed", To: uri, Error: err.Error()})
+			p.emit(Event{Event: "hangup", To: uri, By: "local", Error: err.Error()})
 		}
 		return err
 	}
-	p.converse(ctx, call.CallID(), call.Media, call.Done(), call.Hangup)
-	return call.Dialog.Close()
+	p.converse(ctx, call.CallID(), call.Media, call.Dialog, call.Done(), call.Hangup)
+	_ = call.Dialog.Close()
+	return nil
 }
 
 // converse runs an established call: plays, records, sends digits, and waits for a
 // hang-up from either side.
-func (p *Phone) converse(ctx context.Context, callID string, m *sipua.Media, remoteGone <-chan struct{}, hangUp func(context.Context) error) {
+func (p *Phone) converse(ctx context.Context, callID string, m *sipua.Media, d sipua.Dialog, remoteGone <-chan struct{}, hangUp func(context.Context) error) {
 	p.emit(Event{Event: "answered", CallID: callID, Codec: m.Codec().Name()})
 	n := p.calls.Add(1)
+	ac := &activeCall{dialog: d, digits: make(chan string, 8)}
+	p.activeMu.Lock()
+	p.active[callID] = ac
+	p.activeMu.Unlock()
+	defer func() {
+		p.activeMu.Lock()
+		delete(p.active, callID)
+		p.activeMu.Unlock()
+	}()
 
 	rec, recPath, err := p.openRecording(int(n))
 	if err != nil {
@@ -247,7 +330,7 @@ func (p *Phone) converse(ctx context.Context, callID string, m *sipua.Media, rem
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
-		p.send(m, stopSending)
+		p.send(m, ac.digits, stopSending)
 	}()
 
 	var hangUpTimer <-chan time.Time
@@ -258,6 +341,8 @@ func (p *Phone) converse(ctx context.Context, callID string, m *sipua.Media, rem
 	select {
 	case <-remoteGone:
 	case <-hangUpTimer:
+		by = "local"
+	case <-p.hangUp:
 		by = "local"
 	case <-ctx.Done():
 		by = "local"
@@ -285,7 +370,7 @@ func (p *Phone) converse(ctx context.Context, callID string, m *sipua.Media, rem
 
 // send plays the WAV, then silence, one paced 20 ms frame at a time, with the
 // configured digits a second into the call.
-func (p *Phone) send(m *sipua.Media, stop <-chan struct{}) {
+func (p *Phone) send(m *sipua.Media, more <-chan string, stop <-chan struct{}) {
 	frame := make([]int16, audio.FrameSamples)
 	digitsAt := time.Now().Add(time.Second)
 	digits := p.cfg.SendDigits
@@ -293,6 +378,8 @@ func (p *Phone) send(m *sipua.Media, stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
+		case d := <-more:
+			digits += d
 		default:
 		}
 		if digits != "" && time.Now().After(digitsAt) {
@@ -339,4 +426,74 @@ func (p *Phone) emit(ev Event) {
 	if p.cfg.OnEvent != nil {
 		p.cfg.OnEvent(ev)
 	}
+}
+
+// onRefer answers a REFER on one of the phone's calls, as a phone or carrier that
+// does blind transfers would: 202 Accepted, NOTIFY 100 Trying, then after ReferDelay
+// a final NOTIFY with ReferResult (200 by default). It does not place the referred
+// call. With ReferReject the REFER itself is refused with that status.
+func (p *Phone) onRefer(req *sip.Request, tx sip.ServerTransaction) {
+	callID := ""
+	if h := req.CallID(); h != nil {
+		callID = h.Value()
+	}
+	referTo := ""
+	if h := req.GetHeader("Refer-To"); h != nil {
+		referTo = h.Value()
+	}
+	p.activeMu.Lock()
+	call := p.active[callID]
+	p.activeMu.Unlock()
+	if call == nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call Does Not Exist", nil))
+		p.emit(Event{Event: "refer", CallID: callID, ReferTo: referTo, Status: sip.StatusCallTransactionDoesNotExists})
+		return
+	}
+	if referTo == "" {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusBadRequest, "Missing Refer-To", nil))
+		p.emit(Event{Event: "refer", CallID: callID, Status: sip.StatusBadRequest})
+		return
+	}
+	if code := p.cfg.ReferReject; code != 0 {
+		reason := sipua.ReasonPhrase(code)
+		_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+		p.emit(Event{Event: "refer", CallID: callID, ReferTo: referTo, Status: code, Reason: reason})
+		return
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusAccepted, "Accepted", nil))
+	p.emit(Event{Event: "refer", CallID: callID, ReferTo: referTo, Status: sip.StatusAccepted})
+
+	target := call.dialog.RemoteContact().Address
+	if c := req.Contact(); c != nil {
+		target = c.Address
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(call.dialog.Context(), 10*time.Second)
+		defer cancel()
+		notify := func(code int, final bool) bool {
+			reason := sipua.ReasonPhrase(code)
+			switch code {
+			case sip.StatusTrying:
+				reason = "Trying"
+			case sip.StatusOK:
+				reason = "OK"
+			}
+			err := sipua.SendNotify(ctx, call.dialog, target, code, reason, final)
+			ev := Event{Event: "notify", CallID: callID, ReferTo: referTo, Status: code, Reason: reason}
+			if err != nil {
+				ev.Error = err.Error()
+			}
+			p.emit(ev)
+			return err == nil
+		}
+		if !notify(sip.StatusTrying, false) {
+			return
+		}
+		select {
+		case <-time.After(p.cfg.ReferDelay):
+		case <-ctx.Done():
+			return
+		}
+		notify(cmp.Or(p.cfg.ReferResult, sip.StatusOK), true)
+	}()
 }

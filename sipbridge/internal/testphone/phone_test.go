@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -322,4 +323,29 @@ func TestDigestAuthChallengeIsAnswered(t *testing.T) {
 	defer call.Hangup(ctx)
 	evs.waitFor(t, "challenged", time.Second)
 	evs.waitFor(t, "answered", 2*time.Second)
+}
+
+// A call to an address where nothing answers gives up when asked to, not after
+// SIP's 32 s transaction timeout.
+func TestCallToNobodyGivesUpPromptly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	phone, evs := startPhone(t, ctx, Config{AnswerTimeout: 500 * time.Millisecond})
+	start := time.Now()
+	err = phone.Call(ctx, "sip:+15550100@"+sink.LocalAddr().String(), "alice")
+	var failed *sipua.CallFailure
+	if !errors.As(err, &failed) || failed.Code != 408 || !failed.Local {
+		t.Fatalf("call error %v, want a local 408", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("giving up took %v", took)
+	}
+	if ev := evs.waitFor(t, "hangup", time.Second); ev.Status != 408 || ev.By != "local" {
+		t.Fatalf("hangup event %+v", ev)
+	}
 }
