@@ -12,7 +12,7 @@ stack:
 	bash scripts/install-stack.sh
 
 run: setup stack
-	uv run python -m agent
+	uv run python -m agent --outbound
 
 test: setup stack
 	uv run ruff check .

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -107,11 +110,44 @@ async def serve(settings: WorkerSettings) -> None:
         raise running.exception()  # type: ignore[misc]
 
 
-def main() -> int:
+@contextlib.contextmanager
+def outbound_side(settings: WorkerSettings) -> Iterator[None]:
+    """The dialer and the lead API (`python -m dialer`, `python -m leadapi`) beside the worker,
+    on the same LiveKit and data directory; stopped (by pid) when the worker stops."""
+    livekit = settings.livekit
+    env = {**os.environ, "LIVEKIT_URL": livekit.livekit_url or ""}
+    env["LIVEKIT_API_KEY"] = livekit.livekit_api_key or ""
+    env["LIVEKIT_API_SECRET"] = livekit.api_secret() or ""
+    children = [
+        subprocess.Popen([sys.executable, "-m", module], env=env)
+        for module in ("dialer", "leadapi")
+    ]
+    logger.info("dialer and lead API started (pids %s)", [c.pid for c in children])
+    try:
+        yield
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
+    parser.add_argument(
+        "--outbound", action="store_true", help="also run the dialer and the lead API (make run)"
+    )
+    args = parser.parse_args(argv)
     try:
         settings = load_worker_settings()
         setup_logging(settings.livekit.log_level)
-        with livekit_for(settings) as live:
+        with contextlib.ExitStack() as running:
+            live = running.enter_context(livekit_for(settings))
+            if args.outbound:
+                running.enter_context(outbound_side(live))
             asyncio.run(serve(live))
     except SettingsError as exc:
         print(exc, file=sys.stderr)
