@@ -107,6 +107,9 @@ def room_options(voice: VoiceSettings, *, participant_identity: str | None = Non
     options = RoomOptions(
         audio_input=AudioInputOptions(noise_cancellation=_noise_cancellation(voice)),
         close_on_disconnect=True,
+        # The caller hung up: end the call now, not when livekit-server's departure timeout
+        # closes the empty room, so its call slot, its process and its wrap-up do not wait.
+        delete_room_on_close=True,
     )
     if participant_identity:
         options.participant_identity = participant_identity

@@ -17,6 +17,7 @@ from agent.attempts import AttemptReports
 from agent.backends import build_services
 from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
+from agent.capacity import CallSlots, report_slot_changes_at_once
 from agent.sales_agent import SalesAgent
 from agent.session import build_llm, build_session, room_options
 from agent.settings import WorkerSettings
@@ -280,14 +281,19 @@ def _dial_failure(exc: api.TwirpError) -> str:
 
 def build_server(settings: WorkerSettings) -> AgentServer:
     livekit = settings.livekit
+    slots = CallSlots(livekit.worker_max_calls)
     server = AgentServer(
         setup_fnc=functools.partial(prewarm, settings),
         ws_url=livekit.livekit_url,
         api_key=livekit.livekit_api_key,
         api_secret=livekit.api_secret(),
         host="127.0.0.1",
-        num_idle_processes=1,
-        load_threshold=livekit.worker_load_threshold,
+        port=livekit.worker_http_port,
+        # Load is the share of call slots in use, not the machine's CPU: see agent/capacity.py.
+        load_fnc=slots.load,
+        load_threshold=slots.threshold,
+        num_idle_processes=slots.idle_processes,
     )
+    report_slot_changes_at_once(server)
     server.rtc_session(entrypoint, agent_name=livekit.agent_name)
     return server

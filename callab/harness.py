@@ -128,6 +128,7 @@ class CallLab:
         self.calendar: Any = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.worker_log_path = config.workdir / "worker.log"
+        self.worker_http_port = _free_tcp_port()
         self._exits = contextlib.AsyncExitStack()
         self._lkapi: api.LiveKitAPI | None = None
         self.outbound_env: dict[str, str] = {}
@@ -187,6 +188,8 @@ class CallLab:
             "DATA_DIR": str(self.config.workdir / "data"),
             "LOG_LEVEL": self.config.log_level,
             "PYTHONUNBUFFERED": "1",
+            # its health port too, so labs side by side never collide (8081 by default)
+            "WORKER_HTTP_PORT": str(self.worker_http_port),
             **self.config.settings,
         }
 

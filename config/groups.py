@@ -23,7 +23,8 @@ class LiveKitSettings(BaseSettings):
     livekit_api_key: str | None = Field(None, description="LiveKit API key")
     livekit_api_secret: SecretStr | None = Field(None, description="LiveKit API secret")
     agent_name: str = Field("sales-agent", description="name dispatch rules use to reach us")
-    worker_load_threshold: float = Field(0.7, gt=0, le=1)
+    worker_max_calls: int = Field(3, ge=1, le=50, description="calls one worker takes at once")
+    worker_http_port: int = Field(8081, ge=0, le=65535, description="health check; 0: any free")
     log_level: str = "INFO"
 
     def api_secret(self) -> str | None:
