@@ -46,6 +46,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_NAME = "sales-agent"
 WORKER_READY_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 20.0
+# livekit-server gives a worker this long to answer a job request (AssignJobTimeout), then
+# drops the dispatch; it never retries one that no worker took.
+DISPATCH_ANSWER_S = 10.0
 GOOGLE_ACCOUNT = "agent@fake-project.iam.gserviceaccount.com"
 GOOGLE_USER = "sales@example.com"
 # A shell's provider keys or LiveKit URL must never reach the worker under test.
@@ -83,6 +86,10 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
+
+
+class CallRefused(RuntimeError):
+    """No worker took the call: LiveKit dropped its dispatch, and nobody will answer it."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,30 @@ class CallLab:
                 raise TimeoutError(f"the worker did not register:\n{self.worker_log()[-4000:]}")
             await asyncio.sleep(0.1)
 
+    async def worker_status(self) -> dict[str, Any]:
+        """What the worker reports about itself (its `/worker` endpoint): `active_jobs`,
+        `worker_load` ..."""
+        url = f"http://127.0.0.1:{self.worker_http_port}/worker"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            response.raise_for_status()
+            status: dict[str, Any] = await response.json(content_type=None)
+            return status
+
+    async def wait_worker_idle(self, *, limit_s: float = 30.0) -> None:
+        """Until the worker holds no call (calls just hung up still wrap up for a moment)."""
+        deadline = time.monotonic() + limit_s
+        while (await self.worker_status()).get("active_jobs", 0):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker still holds calls after {limit_s:.0f} s")
+            await asyncio.sleep(0.1)
+
+    def stack_log(self) -> str:
+        """livekit-server's log: where a dropped dispatch is reported."""
+        try:
+            return (self.stack.log_dir / "livekit-server.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def worker_log(self) -> str:
         try:
             return self.worker_log_path.read_text(errors="replace")
@@ -347,3 +378,21 @@ class CallLab:
             api.CreateAgentDispatchRequest(agent_name=AGENT_NAME, room=room, metadata=metadata)
         )
         return room
+
+    async def wait_taken(self, room: str, *, limit_s: float = DISPATCH_ANSWER_S + 2) -> str:
+        """The identity of the agent that took the call in `room` (or its job id). CallRefused
+        if none did: a dropped dispatch never gets a job, and the caller would wait forever.
+        (The dispatch lists its job only seconds after the agent joined, so both are read.)"""
+        deadline = time.monotonic() + limit_s
+        agent = api.ParticipantInfo.Kind.AGENT
+        while True:
+            listed = await self.lkapi.room.list_participants(api.ListParticipantsRequest(room=room))
+            for participant in listed.participants:
+                if participant.kind == agent:
+                    return str(participant.identity)
+            for dispatch in await self.lkapi.agent_dispatch.list_dispatch(room_name=room):
+                if dispatch.agent_name == AGENT_NAME and dispatch.state.jobs:
+                    return str(dispatch.state.jobs[0].id)
+            if time.monotonic() > deadline:
+                raise CallRefused(f"no worker took the call in {room} within {limit_s:.0f} s")
+            await asyncio.sleep(0.1)

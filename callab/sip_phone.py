@@ -1,7 +1,8 @@
 """A phone on the SIP side: our Go test phone (sipbridge/cmd/testphone) as a subprocess.
 
 It answers the calls our SIP bridge places (after ringing, or rejecting them with a status),
-plays an 8 kHz WAV into each call and records what it hears. Its JSON events (invite,
+or places a call to our inbound number; it plays an 8 kHz WAV into each call and records what
+it hears. Its JSON events (invite,
 ringing, answered, rejected, hangup, recorded ...) are collected as they arrive, stamped
 with `time.monotonic()`.
 
@@ -54,7 +55,11 @@ class SipPhone:
         ring_s: float = 0.5,
         reject: int | None = None,
         hangup_after_s: float | None = None,
+        call_to: str | None = None,
+        from_number: str | None = None,
     ) -> None:
+        """Listens and answers; with ``call_to`` (a SIP URI) it places that one call instead,
+        from ``from_number``."""
         binary = find_binary("testphone")
         if binary is None:
             raise TestPhoneMissing("testphone is not built: run scripts/install-stack.sh")
@@ -69,6 +74,8 @@ class SipPhone:
             self._argv += ["-reject", str(reject)]
         if hangup_after_s is not None:
             self._argv += ["-hangup-after", f"{hangup_after_s}s"]
+        if call_to is not None:
+            self._argv += ["-call", call_to, "-from", from_number or "testphone"]
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()

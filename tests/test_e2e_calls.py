@@ -24,8 +24,8 @@ from aiohttp import web
 
 import prompts
 from callab.audio import AudioToolMissing, level_dbfs, phone_line, speech_spans, write_wav
-from callab.harness import CallLab, LabConfig
-from callab.phone import TestPhone
+from callab.harness import CallLab, CallRefused, LabConfig
+from callab.phone import TRUNK_NUMBER, TestPhone
 from callab.scenarios import (
     BARGE_IN_LINES,
     BARGE_IN_REPLY,
@@ -279,6 +279,35 @@ async def test_an_outbound_call_that_cannot_be_placed_is_still_recorded(
     assert len(ours) == 2 and all(r.get("call_id") and r.get("room") == room for r in ours)
 
 
+async def test_a_full_worker_refuses_the_next_call_at_once_and_answers_once_a_slot_frees(
+    start_lab: StartLab, phones: list[TestPhone]
+) -> None:
+    """One slot: the worker reports itself full as soon as the first call starts, so
+    livekit-server turns the second call away (with one worker it drops the dispatch; with
+    more it offers it to another). Once the first caller hangs up the slot is free again at
+    once, and the next call is answered."""
+    lab = await start_lab(script=script([]), utterances=[], settings={"WORKER_MAX_CALLS": "1"})
+    first = await lab.place_call(CALLER, room="slot-first")
+    phones.append(first)
+    await lab.wait_taken("slot-first")
+    assert first.joined_at is not None
+    await first.agent_starts_speaking(after=first.joined_at, limit_s=30)
+
+    second = await lab.place_call(CALLER, room="slot-second")
+    phones.append(second)
+    with pytest.raises(CallRefused):
+        await lab.wait_taken("slot-second", limit_s=4)
+    assert '"no servers available' in lab.stack_log() or "sufficient capacity" in lab.stack_log()
+
+    await first.hang_up()
+    await lab.wait_worker_idle()
+    third = await lab.place_call(CALLER, room="slot-third")
+    phones.append(third)
+    await lab.wait_taken("slot-third", limit_s=4)
+    assert third.joined_at is not None
+    await third.agent_starts_speaking(after=third.joined_at, limit_s=30)
+
+
 # --- outbound calls over SIP: our bridge dials the Go test phone --------------------------
 
 LEAD = {"name": "Dana Whitfield", "company": "Acme", "reason": "sales forecasting"}
@@ -340,6 +369,35 @@ async def test_a_busy_lead_is_recorded_with_the_sip_status(
     assert logged["disposition"] == "not_reached"
     assert logged["qualification"]["not_reached"].startswith("486")
     assert lab.tts.contexts == []
+
+
+async def test_inbound_call_over_sip_is_routed_by_our_dispatch_rule_and_answered(
+    start_lab: StartLab, tmp_path: Path
+) -> None:
+    # A real INVITE to our number: the bridge asks LiveKit for the trunk and the dispatch rule
+    # provisioning created, the rule dispatches the agent, and the agent answers the phone.
+    lab = await start_lab(script=script([]), utterances=[], with_sip=True)
+    await lab.provision_sip(outbound_address="127.0.0.1:5999")
+    async with SipPhone(
+        port=free_udp_port(),
+        record=tmp_path / "heard-inbound.wav",
+        hangup_after_s=12,
+        call_to=f"sip:{TRUNK_NUMBER}@{lab.stack.sip_address}",
+        from_number=CALLER,
+    ) as phone:
+        await phone.event("answered", limit_s=60)
+        await phone.event("recorded", limit_s=30)
+    assert phone.kinds().index("ringing") < phone.kinds().index("answered")
+    heard, _rate = parse_wav((tmp_path / "heard-inbound.wav").read_bytes())
+    windows = [(i / 100, level_dbfs(heard[i * 80 : (i + 1) * 80])) for i in range(len(heard) // 80)]
+    assert speech_spans(windows, min_gap_s=1.0)  # the greeting came down the line
+    assert spoken_texts(lab)[0].startswith("Thanks for calling")
+    database = tmp_path / "lab" / "data" / "embedded.sqlite3"
+    world = EmbeddedWorld(database, services=None)  # type: ignore[arg-type]  # reads the db only
+    (logged,) = await eventually(world.logged_calls, limit_s=60)
+    # the caller's number and ours come from the SIP participant's attributes
+    assert (logged["from_number"], logged["to_number"]) == (CALLER, TRUNK_NUMBER)
+    assert logged["direction"] == "inbound"
 
 
 # --- speed to lead: a web-form lead POSTed to the lead API, dialed over SIP ---------------
