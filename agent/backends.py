@@ -3,6 +3,7 @@ embedded CRM and calendar otherwise."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,7 +12,9 @@ from calls.business import load_business_profile
 from calls.call import Services
 from calls.qualification import load_criteria
 from config import BusinessSettings, IntegrationSettings, SettingsError
+from dialer.sql_store import SqlStore
 from integrations.crm import Crm
+from integrations.do_not_call import DoNotCallList, NoDoNotCallList
 from integrations.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
 from integrations.scheduling import Calendar
 
@@ -27,6 +30,7 @@ def build_services(
     business: BusinessSettings,
     *,
     now: Callable[[], datetime] = utc_now,
+    do_not_call: DoNotCallList | None = None,
 ) -> Services:
     store: EmbeddedStore | None = None
 
@@ -37,7 +41,8 @@ def build_services(
         return store
 
     criteria = load_criteria()
-    crm = build_crm(integrations, criteria.crm_properties(), embedded)
+    opt_out = integrations.crm_do_not_call_property
+    crm = build_crm(integrations, criteria.crm_properties() | {opt_out}, embedded)
     calendar = _build_calendar(integrations, embedded)
     logger.info("CRM backend: %s; calendar backend: %s", crm.name, calendar.name)
     return Services(
@@ -50,6 +55,8 @@ def build_services(
         default_region=business.default_region,
         announce_ai=business.announce_ai,
         announce_recording=business.announce_recording,
+        do_not_call=do_not_call or NoDoNotCallList(),
+        do_not_call_property=opt_out,
     )
 
 
@@ -89,3 +96,15 @@ def _build_calendar(
         calendar_id=settings.google_calendar_id,
         base_url=settings.google_base_url,
     )
+
+
+class DialerDoNotCall:
+    """The do-not-call list is the dialer's, so an opt-out on any call stops every later
+    dial; its store calls block, so they run in a thread."""
+
+    def __init__(self, store: SqlStore, *, now: Callable[[], datetime] = utc_now) -> None:
+        self._store = store
+        self._now = now
+
+    async def add(self, phone_e164: str, *, reason: str) -> None:
+        await asyncio.to_thread(self._store.add_dnc, phone_e164, reason=reason, now=self._now())

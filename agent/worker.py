@@ -14,7 +14,7 @@ from livekit.agents import AgentServer, JobContext, JobProcess
 from livekit.plugins import silero
 
 from agent.attempts import AttemptReports
-from agent.backends import build_services
+from agent.backends import DialerDoNotCall, build_services
 from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
 from agent.capacity import CallSlots, report_slot_changes_at_once
@@ -58,11 +58,14 @@ def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
     from livekit.local_inference import init_eot
 
     proc.userdata["settings"] = settings
-    proc.userdata["services"] = build_services(settings.integrations, settings.business)
-    proc.userdata["outbox"] = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
-    # Outbound attempts the dialer placed report back to its queue (the same store it uses).
+    # Outbound attempts the dialer placed report back to its queue, and an opt-out on any
+    # call goes on its do-not-call list: the same store the dialer uses.
     queue = open_store(settings.queue, data_dir=settings.integrations.data_dir)
     proc.userdata["reporter"] = build_reporter(settings.dialer, settings.business, queue=queue)
+    proc.userdata["services"] = build_services(
+        settings.integrations, settings.business, do_not_call=DialerDoNotCall(queue)
+    )
+    proc.userdata["outbox"] = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
     proc.userdata["vad"] = silero.VAD.load(
         min_silence_duration=settings.voice.vad_min_silence_seconds
     )

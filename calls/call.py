@@ -15,6 +15,7 @@ from calls.state import CallState, Direction
 from calls.time_zones import zone_for_phone
 from calls.writes import InFlightWrites
 from integrations.crm import Crm
+from integrations.do_not_call import DoNotCallList, NoDoNotCallList
 from integrations.scheduling import Calendar
 
 
@@ -32,6 +33,8 @@ class Services:
     tool_timeout_s: float = 20.0
     announce_ai: bool = True
     announce_recording: bool = True
+    do_not_call: DoNotCallList = field(default_factory=NoDoNotCallList)
+    do_not_call_property: str = "do_not_call"  # the CRM contact property set to "true"
 
 
 @dataclass

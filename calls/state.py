@@ -76,6 +76,7 @@ class CallState:
     handoff_reason: str | None = None
     support_issue: str | None = None
     transfer: TransferOutcome | None = None
+    do_not_call: bool = False  # the caller asked us never to call again
     dial_failure: str | None = None  # why an outbound call never connected, e.g. "486 Busy Here"
 
     def set_contact(self, contact: Contact) -> None:

@@ -112,6 +112,7 @@ def call_facts(state: CallState) -> dict[str, str]:
         ("support_issue", state.support_issue),
         ("transfer", state.transfer),
         ("not_reached", state.dial_failure),
+        ("do_not_call", "yes" if state.do_not_call else None),
     ):
         if value:
             facts[label] = value

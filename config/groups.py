@@ -64,6 +64,9 @@ class IntegrationSettings(BaseSettings):
     google_calendar_id: str = "primary"
     google_base_url: str | None = None
     data_dir: Path = Field(Path("data"), description="embedded CRM and calendar, outbox")
+    crm_do_not_call_property: str = Field(
+        "do_not_call", description="contact property set to true when a caller opts out"
+    )
 
 
 class BusinessSettings(BaseSettings):

@@ -15,6 +15,9 @@ for _name in list(os.environ):
     if vendor or _name in config.variable_names():
         del os.environ[_name]
 
+# What production adds to the CRM allowlist: the criteria's properties and the opt-out flag.
+WORLD_CRM_PROPERTIES = frozenset({"numemployees", "do_not_call"})
+
 # Monday 23 November 2026, 10:00 in New York.
 FIXED_NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -52,7 +55,8 @@ def _embedded_world(tmp_path, clock, outbox):
     from tests.worlds import EmbeddedWorld, make_services
 
     store = EmbeddedStore(tmp_path / "embedded.sqlite3", now=clock)
-    services = make_services(EmbeddedCrm(store), EmbeddedCalendar(store), clock)
+    crm = EmbeddedCrm(store, extra_contact_properties=WORLD_CRM_PROPERTIES)
+    services = make_services(crm, EmbeddedCalendar(store), clock)
     built = EmbeddedWorld(store.path, services)
     built.outbox = outbox
     yield built
@@ -85,7 +89,7 @@ def _vendor_world(tmp_path, clock, outbox):
         )
         crm = HubSpotCrm(
             hubspot.token, base_url=hubspot.base_url, timeout_s=2.0, sleep=_no_sleep,
-            search_lag_s=0.0,
+            search_lag_s=0.0, extra_contact_properties=WORLD_CRM_PROPERTIES,
         )  # fmt: skip
         built = VendorWorld(hubspot, google, make_services(crm, calendar, clock))
         built.outbox = outbox

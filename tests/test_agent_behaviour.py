@@ -326,3 +326,48 @@ async def test_outbound_callee_who_stays_quiet_is_greeted_anyway(world):
 def spoken_lines(session) -> list[str]:
     return [i.text_content for i in session.history.items
             if i.type == "message" and i.role == "assistant"]  # fmt: skip
+
+
+async def test_stop_calling_me_goes_on_the_do_not_call_list_and_in_the_crm(world, tmp_path):
+    from dataclasses import replace
+
+    from agent.backends import DialerDoNotCall
+    from dialer.sqlite_store import SqliteStore
+
+    if hasattr(world, "hubspot"):
+        world.hubspot.define_property("contacts", "do_not_call")  # the portal's custom property
+    queue = SqliteStore(tmp_path / "dialer.sqlite3")
+    services = replace(world.services, do_not_call=DialerDoNotCall(queue, now=world.services.now))
+    the_call = new_call(services, caller_phone=CALLER, direction="outbound")
+    steps = [
+        call("stop_calling", {"reason": "not interested"}),
+        Step(text="Understood, we won't call again.", calls=[Call("end_call")]),
+    ]
+    async with running_agent(the_call, steps) as (session, _llm, hangups):
+        await session.run(user_input="Please take me off your list and stop calling me")
+        await asyncio.sleep(0.1)
+    await finish(world, the_call, session)
+    assert queue.is_dnc(CALLER) and hangups.count == 1
+    [contact] = world.contacts()
+    assert contact["do_not_call"] == "true"
+    [note] = world.notes()
+    assert "do_not_call" in note  # the rep reads it in the call's note too
+    queue.close()
+
+
+@pytest.mark.parametrize("world", ["vendor"], indirect=True)
+async def test_an_opt_out_stands_even_when_the_portal_lacks_the_crm_property(world, tmp_path):
+    from dataclasses import replace
+
+    from agent.backends import DialerDoNotCall
+    from dialer.sqlite_store import SqliteStore
+
+    queue = SqliteStore(tmp_path / "dialer.sqlite3")
+    services = replace(world.services, do_not_call=DialerDoNotCall(queue, now=world.services.now))
+    the_call = new_call(services, caller_phone=CALLER)
+    steps = [call("stop_calling"), say("Understood.")]
+    async with running_agent(the_call, steps) as (session, _llm, _h):
+        await session.run(user_input="Stop calling me")
+    assert tool_output(session.history, "stop_calling")["recorded"] is True
+    assert queue.is_dnc(CALLER) and the_call.state.do_not_call
+    queue.close()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
-from livekit.agents import RunContext, function_tool
+from livekit.agents import RunContext, ToolError, function_tool
 
 from calls.call import Call  # runtime import: LiveKit resolves tool type hints
 from prompts.lines import closing_lines
-from tools.tool_support import as_json
+from tools.contact_tools import save_contact
+from tools.tool_support import as_json, speakable_failures, timed
+
+logger = logging.getLogger("tools")
 
 
 def qualification_tool(criteria_schema: dict[str, Any]) -> Any:
@@ -90,6 +94,34 @@ async def log_support_issue(context: RunContext[Call], issue: str) -> str:
     call = context.userdata
     call.state.support_issue = issue
     return as_json({"next": "Tell them support will follow up, then end the call."})
+
+
+@function_tool
+async def stop_calling(context: RunContext[Call], reason: str | None = None) -> str:
+    """The caller asked us to stop calling them or to take them off our list: record it on
+    the do-not-call list and in the CRM. Then confirm it in one sentence and end the call.
+
+    Args:
+        reason: Their words, briefly, if they gave a reason.
+    """
+    call = context.userdata
+    state = call.state
+    if not state.caller_phone:
+        raise ToolError(
+            "Their number is withheld, so it cannot be put on the list. Apologise, say the "
+            "team will make sure they are not contacted, and record a follow-up."
+        )
+    why = reason or "asked on a call"
+    async with speakable_failures("do-not-call list"):
+        opt_out = call.services.do_not_call.add(state.caller_phone, reason=why)
+        await timed(call, call.writes.shielded(opt_out))
+    state.do_not_call = True
+    try:
+        await save_contact(call, {call.services.do_not_call_property: "true"})
+    except ToolError:
+        # On the list already, which is what stops the calls; the call's note says it too.
+        logger.warning("the CRM did not take the do-not-call flag")
+    return as_json({"recorded": True, "next": "Confirm they won't be called again; end_call."})
 
 
 @function_tool

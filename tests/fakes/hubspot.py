@@ -70,6 +70,10 @@ class FakeHubSpot:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
+    def define_property(self, object_type: str, name: str) -> None:
+        with self._lock:
+            self._objects.define_property(object_type, name)
+
     # lifecycle
 
     def start(self) -> FakeHubSpot:

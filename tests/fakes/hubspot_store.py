@@ -119,8 +119,13 @@ class CrmObjects:
         self.default_region = default_region
         self._clock = clock
         self._objects: dict[str, dict[str, _Stored]] = {t: {} for t in _WRITABLE}
+        self._custom: dict[str, set[str]] = {t: set() for t in _WRITABLE}
         self.associations: list[Association] = []
         self._ids = itertools.count(1001)
+
+    def define_property(self, object_type: str, name: str) -> None:
+        """What a portal admin does in Settings -> Properties: a custom property."""
+        self._custom[object_type].add(name)
 
     def has_type(self, object_type: str) -> bool:
         return object_type in self._objects
@@ -207,7 +212,7 @@ class CrmObjects:
     def _validated(self, object_type: str, properties: Any, *, creating: bool) -> dict[str, str]:
         if not isinstance(properties, dict):
             raise BadRequest(400, "properties must be an object", "VALIDATION_ERROR")
-        allowed = _WRITABLE[object_type]
+        allowed = _WRITABLE[object_type] | self._custom[object_type]
         for name, value in properties.items():
             if name in _CALCULATED:
                 _invalid(name, "READ_ONLY_VALUE", f'Property "{name}" is read-only')
