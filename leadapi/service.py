@@ -20,19 +20,23 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def admission_rules(settings: LeadApiProcessSettings) -> AdmissionRules:
+    """What a lead must satisfy, the same for the API and a CSV import."""
+    return AdmissionRules(
+        policy=DialPolicy.from_settings(settings.dialer, settings.business),
+        default_region=settings.business.default_region,
+        consent_required=settings.leadapi.lead_consent_required,
+        dedupe_window=timedelta(hours=settings.leadapi.lead_dedupe_hours),
+    )
+
+
 def app_for(
     settings: LeadApiProcessSettings,
     *,
     store: SqlStore,
     now: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
-    policy = DialPolicy.from_settings(settings.dialer, settings.business)
-    rules = AdmissionRules(
-        policy=policy,
-        default_region=settings.business.default_region,
-        consent_required=settings.leadapi.lead_consent_required,
-        dedupe_window=timedelta(hours=settings.leadapi.lead_dedupe_hours),
-    )
+    rules = admission_rules(settings)
     deps = ApiDeps(
         store=store,
         keys=KeyRing(store, now=now),

@@ -1,0 +1,134 @@
+"""A campaign from a CSV file: every row admitted as the lead API admits a lead, with a
+report of what became of each row.
+
+Columns (a header row is required): ``phone`` (required), ``name``, ``email``, ``company``,
+``source``, ``time_zone``, ``consent`` (yes/true/1 when the lead agreed to be called),
+``consent_wording``, ``consent_source``; any other column goes into the lead's ``fields``
+(``interest`` is what the agent's opener mentions). Re-running a file within the
+de-duplication window (``LEAD_DEDUPE_HOURS``) queues nothing new: every number already queued
+is counted as a duplicate, as the API does.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dialer.sql_store import SqlStore
+from leadapi.admission import AdmissionRules, LeadRejected, call_for, new_call_id
+from leadapi.schemas import LeadIn
+
+_LEAD_COLUMNS = ("name", "phone", "email", "company", "source", "time_zone")
+_CONSENT_COLUMNS = ("consent", "consent_wording", "consent_source")
+_YES = frozenset({"yes", "y", "true", "1"})
+
+
+class ImportRefused(Exception):
+    """The whole file cannot be imported (no such campaign, no header, no phone column)."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    field: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    queued: int = 0
+    duplicates: int = 0
+    do_not_call: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    queued_ids: list[str] = field(default_factory=list)
+
+
+def import_csv(
+    path: Path,
+    *,
+    campaign: str,
+    store: SqlStore,
+    rules: AdmissionRules,
+    now: Callable[[], datetime],
+    random_hex: Callable[[], str],
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
+) -> ImportReport:
+    if store.campaign(campaign) is None:
+        raise ImportRefused(f"no campaign named {campaign!r}: create it first (PUT /v1/campaigns)")
+    text = path.read_text(encoding="utf-8-sig")
+    rows = list(_rows(text))
+    report = ImportReport(rows=len(rows))
+    for done, (line, raw) in enumerate(rows, start=1):
+        _import_row(raw, line=line, campaign=campaign, store=store, rules=rules, now=now,
+                    random_hex=random_hex, report=report)  # fmt: skip
+        progress(done, len(rows))
+    return report
+
+
+def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames is None:
+        raise ImportRefused("the file is empty; it needs a header row with a phone column")
+    if "phone" not in [name.strip().lower() for name in reader.fieldnames]:
+        raise ImportRefused(f"no 'phone' column; the columns are {reader.fieldnames}")
+    for raw in reader:
+        cleaned = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        if any(cleaned.values()):
+            yield reader.line_num, cleaned
+
+
+def _import_row(
+    raw: dict[str, str],
+    *,
+    line: int,
+    campaign: str,
+    store: SqlStore,
+    rules: AdmissionRules,
+    now: Callable[[], datetime],
+    random_hex: Callable[[], str],
+    report: ImportReport,
+) -> None:
+    try:
+        lead = LeadIn.model_validate(lead_data(raw, campaign=campaign))
+        at = now()
+        call = call_for(lead, rules=rules, campaign=store.campaign(campaign),
+                        call_id=new_call_id(random_hex), now=at)  # fmt: skip
+        dedupe = at - rules.dedupe_window if rules.dedupe_window else None
+        admission = store.admit(call, idempotency=None, dedupe_since=dedupe)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "row"
+            report.errors.append(RowError(line, where, error["msg"]))
+        return
+    except LeadRejected as exc:
+        report.errors.append(RowError(line, exc.field, str(exc)))
+        return
+    if admission.outcome == "do_not_call":
+        report.do_not_call += 1
+    elif admission.outcome == "duplicate":
+        report.duplicates += 1
+    else:
+        report.queued += 1
+        report.queued_ids.append(str(admission.call_id))
+
+
+def lead_data(raw: dict[str, str], *, campaign: str) -> dict[str, Any]:
+    data: dict[str, Any] = {k: raw[k] for k in _LEAD_COLUMNS if raw.get(k)}
+    data["campaign"] = campaign
+    if raw.get("consent"):
+        data["consent"] = {
+            "given": raw["consent"].lower() in _YES,
+            "wording": raw.get("consent_wording") or None,
+            "source": raw.get("consent_source") or None,
+        }
+    extra = {k: v for k, v in raw.items() if k not in (*_LEAD_COLUMNS, *_CONSENT_COLUMNS) and v}
+    if extra:
+        data["fields"] = extra
+    return data
