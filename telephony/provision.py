@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from livekit import api
 from livekit.api.sip_service import SipService
@@ -44,7 +45,7 @@ _TRANSPORTS = {
 
 # Fields this tool owns; anything else set on a trunk or rule (e.g. in the Cloud console)
 # is left as it is.
-_INBOUND_FIELDS = ("name", "numbers", "allowed_addresses")
+_INBOUND_FIELDS = ("name", "numbers", "allowed_addresses", "ringing_timeout")
 _OUTBOUND_FIELDS = ("name", "address", "transport", "numbers", "auth_username", "auth_password")
 _DISPATCH_FIELDS = ("name", "rule", "trunk_ids", "room_config")
 
@@ -74,6 +75,8 @@ class SipPlan:
     # CIDRs allowed to send calls; empty accepts any address (calls still match by number).
     inbound_allowed_addresses: tuple[str, ...] = ("127.0.0.1/32",)
     room_prefix: str = "call-"
+    # A caller rings this long for the agent to pick up, then hears 480 (LiveKit: 3 minutes).
+    inbound_ringing_timeout_s: int = 30
     outbound_address: str = "127.0.0.1:5070"
     outbound_numbers: tuple[str, ...] = ("+15550100001",)
     outbound_transport: str = ""  # "", "udp", "tcp" or "tls"
@@ -120,6 +123,7 @@ def desired_inbound_trunk(plan: SipPlan) -> api.SIPInboundTrunkInfo:
         name=plan.inbound_trunk_name,
         numbers=list(plan.inbound_numbers),
         allowed_addresses=list(plan.inbound_allowed_addresses),
+        ringing_timeout=Duration(seconds=plan.inbound_ringing_timeout_s),
     )
 
 
