@@ -42,7 +42,11 @@ class AttemptReports:
             if booking is not None and booking.status == "confirmed"
             else None,
         )
-        report = AttemptReport(self.ref.call_id, self.ref.attempt, "completed", result=result)
+        if state.callback_at is not None:  # answered; they chose when we call again
+            report = AttemptReport(self.ref.call_id, self.ref.attempt, "callback",
+                                   result=result, callback_at=state.callback_at)  # fmt: skip
+        else:
+            report = AttemptReport(self.ref.call_id, self.ref.attempt, "completed", result=result)
         await self._send(lambda: self.reporter.report(report))
 
     async def _send(self, send: object) -> None:

@@ -77,6 +77,7 @@ class CallState:
     support_issue: str | None = None
     transfer: TransferOutcome | None = None
     do_not_call: bool = False  # the caller asked us never to call again
+    callback_at: datetime | None = None  # the caller asked to be called back then
     dial_failure: str | None = None  # why an outbound call never connected, e.g. "486 Busy Here"
 
     def set_contact(self, contact: Contact) -> None:

@@ -113,6 +113,7 @@ def call_facts(state: CallState) -> dict[str, str]:
         ("transfer", state.transfer),
         ("not_reached", state.dial_failure),
         ("do_not_call", "yes" if state.do_not_call else None),
+        ("call_back_at", state.callback_at.isoformat() if state.callback_at else None),
     ):
         if value:
             facts[label] = value

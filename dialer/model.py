@@ -42,10 +42,11 @@ AttemptOutcome = Literal[
     "unknown",
     "not_dispatched",
     "do_not_call",
+    "callback",
 ]
 ATTEMPT_OUTCOMES: tuple[str, ...] = (
     "completed", "busy", "no_answer", "voicemail", "failed", "invalid_number", "declined",
-    "unknown", "not_dispatched", "do_not_call",
+    "unknown", "not_dispatched", "do_not_call", "callback",
 )  # fmt: skip
 Progress = Literal["ringing", "answered"]
 

@@ -30,10 +30,11 @@ ReportStatus = Literal[
     "voicemail",
     "invalid_number",
     "declined",
+    "callback",  # answered, and the lead asked to be called back at ``callback_at``
 ]
 REPORT_STATUSES: tuple[str, ...] = (
     "answered", "completed", "busy", "no_answer", "failed", "voicemail", "invalid_number",
-    "declined",
+    "declined", "callback",
 )  # fmt: skip
 _STATUS_AFTER: dict[str, CallStatus] = {
     "completed": "completed",
@@ -70,6 +71,7 @@ class AttemptReport:
     sip_status: int | None = None
     detail: str | None = None
     result: CallResult | None = None
+    callback_at: datetime | None = None  # with status "callback": when they asked for
 
     @classmethod
     def from_sip(
@@ -108,6 +110,7 @@ class OutcomeReporter:
         done = self.close(
             report.call_id, report.attempt, outcome,
             sip_status=report.sip_status, detail=report.detail, result=report.result,
+            callback_at=report.callback_at,
         )  # fmt: skip
         if not done:
             logger.warning("ignored a late or repeated report for %s/%d", report.call_id,
@@ -123,6 +126,7 @@ class OutcomeReporter:
         sip_status: int | None = None,
         detail: str | None = None,
         result: CallResult | None = None,
+        callback_at: datetime | None = None,
     ) -> bool:
         now = self._now()
 
@@ -130,6 +134,7 @@ class OutcomeReporter:
             return ending_for(
                 outcome, call=call, attempts=attempts, campaign=campaign, policy=self._policy,
                 now=now, sip_status=sip_status, detail=detail, result=result,
+                callback_at=callback_at,
             )  # fmt: skip
 
         return self._queue.finish_attempt(call_id, attempt, decide=decide, notify=self._notify)
@@ -154,10 +159,15 @@ def ending_for(
     sip_status: int | None = None,
     detail: str | None = None,
     result: CallResult | None = None,
+    callback_at: datetime | None = None,
 ) -> Ending:
     """The attempt's end and the call's next step."""
     if outcome == "not_dispatched":  # it never left us: dial again now, it does not count
         return Ending(outcome, "queued", now, now, detail=detail, counts=False)
+    if outcome == "callback" and callback_at is not None:
+        # The lead chose the time: call then (within calling hours), whatever the retry rules.
+        due = policy.first_allowed(call, campaign, max(callback_at, now))
+        return Ending(outcome, "scheduled", due, now, detail=detail, result=result)
     retry = policy.retry_for(campaign)
     unknown_before = any(a.outcome == "unknown" for a in attempts)
     delay = retry.delay_after(outcome, attempt=call.attempts, unknown_before=unknown_before)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from livekit.agents import AgentSession
@@ -371,3 +372,26 @@ async def test_an_opt_out_stands_even_when_the_portal_lacks_the_crm_property(wor
     assert tool_output(session.history, "stop_calling")["recorded"] is True
     assert queue.is_dnc(CALLER) and the_call.state.do_not_call
     queue.close()
+
+
+async def test_call_me_back_at_four_records_the_time_in_their_zone(world):
+    the_call = new_call(world.services, caller_phone=CALLER, direction="outbound")
+    the_call.state.caller_zone = ZoneInfo("America/Los_Angeles")
+    today = world.services.now().astimezone(the_call.state.caller_zone).date()
+    steps = [
+        Step(
+            calls=[
+                Call("schedule_callback", {"at": "2020-01-01T16:00"}),
+                Call("schedule_callback", {"at": f"{today}T16:00"}),
+            ]
+        ),
+        say("I'll call you back then."),
+    ]
+    async with running_agent(the_call, steps) as (session, _llm, _h):
+        result = await session.run(user_input="I'm driving, call me back at four")
+    outputs = [e.item for e in result.events if e.type == "function_call_output"]
+    assert outputs[0].is_error and "already passed" in outputs[0].output
+    assert tool_output(session.history, "schedule_callback")["say"].startswith("today at four")
+    assert the_call.state.callback_at == datetime(
+        today.year, today.month, today.day, 16, tzinfo=ZoneInfo("America/Los_Angeles")
+    )

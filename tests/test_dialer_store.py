@@ -236,3 +236,25 @@ def test_webhook_deliveries_are_leased_and_retried(store: SqlStore, clock: Clock
     store.webhook_delivered(again.id, now=clock.value)
     assert store.claim_webhooks(now=clock.value + timedelta(hours=1), lease=lease, limit=10) == []
     assert store.webhooks()[0].delivered_at == clock.value
+
+
+def test_a_callback_is_scheduled_when_the_lead_asked_within_calling_hours(
+    store: SqlStore, clock: Clock
+) -> None:
+    call = make_call()
+    store.admit(call, idempotency=None, dedupe_since=None)
+    report = reporter(store, clock)
+    assert len(claim(store, clock.value)) == 1
+    four_pm_ny = clock.value.replace(hour=21)  # 16:00 in New York, same day
+    assert report.report(AttemptReport(call.id, 1, "callback", callback_at=four_pm_ny))
+    stored = store.call(call.id)
+    assert stored is not None and not stored.final
+    assert (stored.status, stored.next_at) == ("scheduled", four_pm_ny)
+    assert [a.outcome for a in store.attempts(call.id)] == ["callback"]
+    late = make_call(phone="+12125550199")
+    store.admit(late, idempotency=None, dedupe_since=None)
+    assert len(claim(store, clock.value)) == 1
+    midnight_ny = clock.value.replace(hour=5) + timedelta(days=1)  # 00:00 in New York
+    assert report.report(AttemptReport(late.id, 1, "callback", callback_at=midnight_ny))
+    moved = store.call(late.id)
+    assert moved is not None and moved.next_at is not None and moved.next_at > midnight_ny

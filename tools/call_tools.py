@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from livekit.agents import RunContext, ToolError, function_tool
 
 from calls.call import Call  # runtime import: LiveKit resolves tool type hints
+from calls.slots import say_time
 from prompts.lines import closing_lines
 from tools.contact_tools import save_contact
 from tools.tool_support import as_json, speakable_failures, timed
@@ -94,6 +96,36 @@ async def log_support_issue(context: RunContext[Call], issue: str) -> str:
     call = context.userdata
     call.state.support_issue = issue
     return as_json({"next": "Tell them support will follow up, then end the call."})
+
+
+CALLBACK_HORIZON = timedelta(days=14)
+
+
+@function_tool
+async def schedule_callback(context: RunContext[Call], at: str) -> str:
+    """The caller asked to be called back at a certain time ("call me back at four"): record
+    it, then confirm the time back to them in the words this returns and end the call.
+
+    Args:
+        at: When, as YYYY-MM-DDTHH:MM in the caller's local time (or with a UTC offset).
+    """
+    call = context.userdata
+    state = call.state
+    try:
+        when = datetime.fromisoformat(at.strip())
+    except ValueError:
+        raise ToolError(f"'{at}' is not a time; pass YYYY-MM-DDTHH:MM.") from None
+    zone = state.caller_zone or call.services.hours.zone
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zone)
+    now = call.now()
+    if when <= now:
+        raise ToolError("That time has already passed; ask which time later on works.")
+    if when > now + CALLBACK_HORIZON:
+        raise ToolError("That is too far out; offer a call back within the next two weeks.")
+    state.callback_at = when
+    state.follow_up = f"call_back: {when.isoformat()}"
+    return as_json({"recorded": True, "say": say_time(when, zone=zone, now=now)})
 
 
 @function_tool

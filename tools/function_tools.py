@@ -20,6 +20,7 @@ from tools.call_tools import (
     log_support_issue,
     qualification_tool,
     request_follow_up,
+    schedule_callback,
     stop_calling,
 )
 from tools.contact_tools import save_contact_details
@@ -37,6 +38,7 @@ def sales_tools(criteria: Criteria) -> list[Any]:
         request_follow_up,
         hand_to_rep,
         log_support_issue,
+        schedule_callback,
         stop_calling,
         end_call,
     ]
