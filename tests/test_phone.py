@@ -35,4 +35,6 @@ def test_masking():
     assert mask("call +1 415 555 0123 or jane@acme.com") == "call ***********0123 or j***@acme.com"
     assert mask("(415) 555-0123") == "(*********0123"
     assert mask("eou delay=0.660 port 7880") == "eou delay=0.660 port 7880"
+    assert mask("listening on 127.0.0.1:8081") == "listening on 127.0.0.1:8081"
+    assert mask("from 415.555.0123") == "from ********0123"
     assert mask(None) == "<none>"
