@@ -1,10 +1,11 @@
 """Evals: the real prompts against a real OpenAI-compatible model, judged on outcomes.
 
 The scripted-LLM tests prove the plumbing; these prove that the prompt makes a model behave.
-Opt-in: they run when ``EVALS_API_KEY`` is set (``make evals``), and skip cleanly otherwise.
+Opt-in: they run when ``EVALS_API_KEY`` and ``EVALS_BASE_URL`` (the OpenAI-compatible
+endpoint to judge against, named explicitly so a test never reaches a vendor by default) are
+set (``make evals``), and skip cleanly otherwise.
 
-    EVALS_API_KEY=sk-... [EVALS_BASE_URL=https://api.openai.com/v1] [EVALS_MODEL=gpt-4.1-mini] \\
-      make evals
+    EVALS_API_KEY=... EVALS_BASE_URL=<endpoint>/v1 [EVALS_MODEL=gpt-4.1-mini] make evals
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from tests.agent_harness import new_call
 
 pytestmark = [
     pytest.mark.evals,
-    pytest.mark.skipif(not os.environ.get("EVALS_API_KEY"), reason="EVALS_API_KEY is not set"),
+    pytest.mark.skipif(
+        not (os.environ.get("EVALS_API_KEY") and os.environ.get("EVALS_BASE_URL")),
+        reason="EVALS_API_KEY and EVALS_BASE_URL are not set",
+    ),
 ]
 
 CALLER = "+14155550100"
@@ -34,7 +38,7 @@ def eval_llm():
             deepgram_api_key=SecretStr("unused"),
             cartesia_api_key=SecretStr("unused"),
             openai_api_key=SecretStr(os.environ["EVALS_API_KEY"]),
-            openai_base_url=os.environ.get("EVALS_BASE_URL") or None,
+            openai_base_url=os.environ["EVALS_BASE_URL"],
             llm_model=os.environ.get("EVALS_MODEL", "gpt-4.1-mini"),
         )
     )

@@ -18,6 +18,7 @@ from integrations.errors import InvalidRequest, OutcomeUnknown, TemporarilyUnava
 from integrations.google_calendar import GoogleCalendar, RetryPolicy
 from integrations.scheduling import Calendar, CalendarError, EventConflict, EventRequest, Interval
 from tests.fakes.google_calendar import CALENDAR_SCOPE, FakeGoogleCalendar, TokenGrant, Write
+from tests.fakes.google_events import MEET_LINK_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -234,7 +235,7 @@ async def test_create_invites_the_attendee_with_a_meet_link(
         {"email": "dana@acme.example", "displayName": "Dana Reyes", "responseStatus": "needsAction"}
     ]
     assert stored["conferenceData"]["createRequest"]["requestId"] == EVENT_ID
-    assert stored["hangoutLink"].startswith("https://meet.google.com/")
+    assert stored["hangoutLink"].startswith(MEET_LINK_PREFIX)
     assert (stored["summary"], stored["status"]) == ("Intro call with Acme", "confirmed")
     assert fake.writes == [Write("events.insert", EVENT_ID, "all")]
     assert event.meet_link == stored["hangoutLink"]

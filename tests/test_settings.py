@@ -53,7 +53,9 @@ def test_provisioning_needs_no_speech_keys_and_reads_sip_settings_from_env_file(
     assert plan.outbound_address == "carrier.example:5060" and plan.outbound_transport == "tcp"
     assert plan.outbound_password == "s3cret" and "s3cret" not in repr(settings)
     assert plan.inbound_allowed_addresses == ("127.0.0.1/32",)  # loopback stack default
-    remote = SipPlan.from_settings(settings.telephony, agent_name="a", url="wss://x.livekit.cloud")
+    remote = SipPlan.from_settings(
+        settings.telephony, agent_name="a", url="wss://livekit.example.com"
+    )
     assert remote.inbound_allowed_addresses == ()
 
 

@@ -262,7 +262,7 @@ class FakeGoogleCalendar:
         resource = {
             "kind": "calendar#event",
             "id": event_id,
-            "iCalUID": f"{event_id}@google.com",
+            "iCalUID": f"{event_id}@fake-calendar.test",
             "sequence": 0,
             "organizer": {"email": self.calendar_id, "self": True},
         }

@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tests.fakes.google_http import BadRequest
 
+# The fake's conference links: a reserved test domain, never a real meeting host.
+MEET_LINK_PREFIX = "https://meet.fake-calendar.test/"
+
 
 def write_event(
     resource: dict[str, Any],
@@ -59,14 +62,14 @@ def _write_conference(
     if create.get("conferenceSolutionKey", {}).get("type") != "hangoutsMeet":
         raise BadRequest("Invalid conference type value.", "invalid")
     code = _meet_code(create["requestId"])
-    resource["hangoutLink"] = f"https://meet.google.com/{code}"
+    resource["hangoutLink"] = f"{MEET_LINK_PREFIX}{code}"
     resource["conferenceData"] = {
         "createRequest": {**create, "status": {"statusCode": "success"}},
         "entryPoints": [
             {
                 "entryPointType": "video",
                 "uri": resource["hangoutLink"],
-                "label": f"meet.google.com/{code}",
+                "label": f"{MEET_LINK_PREFIX.removeprefix('https://')}{code}",
             }
         ],
         "conferenceSolution": {"key": {"type": "hangoutsMeet"}, "name": "Google Meet"},

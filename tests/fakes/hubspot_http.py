@@ -18,7 +18,7 @@ _OBJECT_PATH = re.compile(r"/crm/v3/objects/(\w+)(?:/(search|\d+))?/?")
 
 AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
-    "you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+    "see HubSpot's authentication documentation for more details"
 )
 
 
