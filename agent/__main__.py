@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pydantic import SecretStr
 
 from agent.backends import build_services
-from agent.logs import setup_logging
 from agent.settings import WorkerSettings, load_worker_settings
 from agent.worker import build_server
 from config import SettingsError
+from config.logs import setup_logging
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox
 

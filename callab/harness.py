@@ -78,6 +78,7 @@ async def _wait_http_ok(url: str, *, limit_s: float) -> None:
 
 
 def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a worker drains its calls), then SIGKILL to its group if it lingers."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -268,13 +269,7 @@ class CallLab:
         worker, self.worker = self.worker, None
         if worker is None or worker.poll() is not None:
             return
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=WORKER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=5)
+        _stop_process(worker)
         # job processes left behind by a killed worker share its process group
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signal.SIGKILL)

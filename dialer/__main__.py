@@ -7,7 +7,7 @@ import signal
 import sys
 
 from config import SettingsError
-from dialer.logs import setup_logging
+from config.logs import setup_logging
 from dialer.service import load_dialer_settings, serve
 
 

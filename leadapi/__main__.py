@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from config import SettingsError
-from dialer.logs import setup_logging
+from config.logs import setup_logging
 from dialer.stores import open_store
 from leadapi.csv_import import ImportRefused, import_csv
 from leadapi.keys import KeyRing

@@ -1,4 +1,5 @@
-"""JSON log lines for the dialer and lead API processes, with numbers and emails masked."""
+"""JSON log lines for every process: the call id and room where a call set them, phone numbers
+and emails masked."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": mask(record.getMessage()),
         }
+        for key in ("call_id", "event_id", "room"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
         if record.exc_info:
             entry["exc"] = mask(self.formatException(record.exc_info))
         return json.dumps(entry)
