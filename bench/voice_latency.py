@@ -161,9 +161,10 @@ class TreeSampler:
 
 async def one_call(lab: CallLab, index: int, delay_s: float) -> tuple[CallResult, TestPhone]:
     await asyncio.sleep(delay_s)
-    phone = await lab.place_call(CALLER, room=f"bench-{time.monotonic_ns()}-{index}")
+    phone = await lab.place_call(CALLER, wait_answer=False)
     try:
         async with asyncio.timeout(CALL_LIMIT_S):
+            await phone.answered()
             return await run_call(phone), phone
     except Exception as exc:  # a failed call is counted, not fatal to the run
         return CallResult(error=f"{type(exc).__name__}: {exc}"), phone

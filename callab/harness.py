@@ -8,8 +8,9 @@ starts, all on loopback and free ports: redis + livekit-server (LocalStack), the
 OpenAI and Cartesia stand-ins (in this process, so tests can read what they received),
 optionally the HubSpot and Google Calendar fakes, and the worker as a subprocess
 (`python -m agent`, with its environment built here and its cwd in `workdir`, so no `.env`
-is read). Calls are placed the way the SIP bridge places them: the caller joins a new room,
-then the agent is dispatched to it explicitly (`AgentDispatchService.create_dispatch`).
+is read), and our SIP bridge. Calls are real SIP calls: the test phone calls our inbound
+number on the bridge, and the trunk and dispatch rule that provisioning creates route it to a
+new room with the agent dispatched, as a carrier's call would be.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import aiohttp
 from livekit import api
 
 import config
-from callab.phone import TestPhone, caller_token
+from callab.phone import TRUNK_NUMBER, TestPhone
 from callab.standins.cartesia_tts import CartesiaTTSStandin
 from callab.standins.chat_script import ChatScript
 from callab.standins.deepgram_stt import DeepgramSTTStandin
@@ -118,7 +119,7 @@ class LabConfig:
     vendors: bool = False  # HubSpot and Google fakes instead of the embedded CRM/calendar
     settings: Mapping[str, str] = field(default_factory=dict)  # worker settings, by env name
     log_level: str = "INFO"
-    with_sip: bool = False  # start our SIP bridge too, for calls over SIP
+    with_sip: bool = True  # our SIP bridge: every call is a SIP call; off for dispatch-only tests
 
 
 class CallLab:
@@ -140,6 +141,9 @@ class CallLab:
         self._exits = contextlib.AsyncExitStack()
         self._lkapi: api.LiveKitAPI | None = None
         self.outbound_env: dict[str, str] = {}
+        self._inbound_ready = False
+        # an outbound trunk nobody answers at, until a test points it at its phone
+        self._outbound_address = "127.0.0.1:5999"
 
     async def __aenter__(self) -> CallLab:
         try:
@@ -336,29 +340,45 @@ class CallLab:
         assert self._lkapi is not None, "the lab is not started"
         return self._lkapi
 
-    async def place_call(self, caller_number: str, *, room: str | None = None) -> TestPhone:
-        """An inbound call: the caller is in a new room, and the agent is dispatched to it."""
-        room = room or f"call-e2e-{next(_rooms):04d}"
+    async def place_call(self, caller_number: str, *, wait_answer: bool = True) -> TestPhone:
+        """An inbound call from ``caller_number`` to our number, over SIP through the bridge;
+        returns once the agent has answered it (unless not ``wait_answer``)."""
+        if not self.config.with_sip:
+            raise RuntimeError("calls go through the SIP bridge: LabConfig(with_sip=True)")
+        if not self._inbound_ready:
+            await self.provision_sip(outbound_address=self._outbound_address)
         phone = TestPhone(
-            url=self.stack.url,
-            token=caller_token(
-                api_key=self.stack.api_key,
-                api_secret=self.stack.api_secret,
-                room=room,
-                caller_number=caller_number,
-            ),
+            call_to=f"sip:{TRUNK_NUMBER}@{self.stack.sip_address}", from_number=caller_number
         )
-        await phone.dial()
-        await self.lkapi.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(agent_name=AGENT_NAME, room=room)
-        )
+        try:
+            await phone.dial(wait_answer=wait_answer)
+        except BaseException:
+            await phone.hang_up()
+            raise
         return phone
+
+    async def room_of(self, caller_number: str, *, limit_s: float = 10.0) -> str:
+        """The room the dispatch rule put the call from ``caller_number`` in (a room per
+        caller: ``call-_<number>_<random>``)."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            for room in (await self.lkapi.room.list_rooms(api.ListRoomsRequest())).rooms:
+                listed = await self.lkapi.room.list_participants(
+                    api.ListParticipantsRequest(room=room.name)
+                )
+                for participant in listed.participants:
+                    if participant.attributes.get("sip.phoneNumber") == caller_number:
+                        return str(room.name)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no room holds a call from {caller_number}")
+            await asyncio.sleep(0.1)
 
     async def provision_sip(self, *, outbound_address: str) -> str:
         """Our trunks and dispatch rule on the lab's LiveKit, with the outbound trunk pointing
         at ``outbound_address`` (a test phone); returns the outbound trunk's id."""
         plan = SipPlan(agent_name=AGENT_NAME, outbound_address=outbound_address)
         *_, outbound = await provision(self.lkapi, plan)
+        self._outbound_address, self._inbound_ready = outbound_address, True
         return outbound.id
 
     async def dispatch_outbound(

@@ -1,17 +1,16 @@
-"""The test phone: a caller on the line, speaking scripted lines and recording the agent.
+"""The test phone: a caller on a real phone line, speaking scripted lines and recording the agent.
 
-It is a WebRTC participant (the livekit `rtc` SDK), standing in for the SIP leg. On a real
-call the LiveKit SIP bridge (livekit-sip) answers the carrier's INVITE, joins the room as a
-participant of kind SIP with `sip.*` attributes, and the dispatch rule dispatches the agent.
-The bridge cannot be installed here (its Go modules are not downloadable), so this phone
-joins with a token that carries what the bridge would set (kind `sip`, `sip.phoneNumber`,
-`sip.trunkPhoneNumber`, `sip.callID`, `sip.ruleID` ...), and the harness dispatches the agent
-explicitly, as the dispatch rule would. The agent cannot tell the difference; the SIP
-signalling and the RTP/codec leg are what this does not exercise.
+It places a real SIP call with our Go test phone (callab/sip_phone.py) to our inbound number
+on the SIP bridge. The bridge asks livekit-server for the trunk and the dispatch rule our
+provisioning created, the rule dispatches the agent, and the call is answered once the agent
+publishes its audio: the same path a carrier's call takes. The audio is G.711 at 8 kHz in
+20 ms RTP frames, both ways.
 
-The phone keeps its microphone track fed (silence between lines, like an RTP stream), and
-timestamps everything on `time.monotonic()`: when each line left the phone, and every 10 ms
-window of agent audio as it arrived.
+The Go phone streams the call's audio through a unix socket (its `-audio-socket`): what it
+hears arrives here as 8 kHz PCM frame by frame, stamped on arrival, and what this phone says
+is written a few frames ahead of the phone's RTP clock, so a line leaves the phone at a time
+known to within a frame. Between lines the microphone carries faint line noise, as a phone
+line does. Everything is timed on `time.monotonic()`.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from livekit import api, rtc
 
 from callab.audio import (
     SPEECH_DBFS,
@@ -38,72 +38,44 @@ from callab.audio import (
     speech_spans,
     write_wav,
 )
+from callab.sip_phone import SipPhone, free_udp_port
 
-TRUNK_NUMBER = "+14155550199"
-MIC_RATE = 48000  # the bridge publishes 48 kHz Opus, upsampled from the 8 kHz line
-EAR_RATE = 16000
-FRAME_MS = 20
-MIC_QUEUE_MS = 60  # small, so a captured frame leaves the phone almost at once
+TRUNK_NUMBER = "+14155550199"  # our inbound number, as provisioning's default plan has it
+LINE_RATE = 8000  # G.711
+FRAME_S = 0.020
+FRAME_SAMPLES = int(LINE_RATE * FRAME_S)
+# How far ahead of the phone's RTP clock the microphone writes: enough that a busy event
+# loop never leaves the line without audio, small enough that a line's start is exact.
+LEAD_S = 0.060
 # A phone line is never digitally silent. The audio end-of-turn model notices: speech that
 # stops into exact zeros reads as "not finished" far more often than speech into line noise.
 LINE_NOISE_DBFS = -72.0
 POLL_S = 0.02
-_call_ids = itertools.count(1)
+ANSWER_LIMIT_S = 60.0
+_phones = itertools.count(1)
 
 
 @dataclass(frozen=True)
 class SaidLine:
     text: str
-    started_at: float  # time.monotonic() when its first sample left the phone
-    ended_at: float  # ... and its last one
-
-
-@dataclass(frozen=True)
-class HeardText:
-    at: float
-    text: str
+    started_at: float  # time.monotonic() when its first frame went out on the line
+    ended_at: float  # ... and when its last one ended
 
 
 def line_noise(frame_samples: int, *, seconds: float = 2.0) -> Iterator[np.ndarray]:
     """Frames of faint white noise at LINE_NOISE_DBFS, looping a fixed (seeded) buffer."""
     sigma = 32768 * 10 ** (LINE_NOISE_DBFS / 20)
-    count = int(MIC_RATE * seconds) // frame_samples
+    count = int(LINE_RATE * seconds) // frame_samples
     buffer = np.random.default_rng(7).normal(0, sigma, count * frame_samples)
     frames = np.round(buffer).astype(np.int16).reshape(count, frame_samples)
     return itertools.cycle(frames)
-
-
-def sip_attributes(caller_number: str, *, trunk_number: str = TRUNK_NUMBER) -> dict[str, str]:
-    """The participant attributes livekit-sip sets on an inbound caller."""
-    call = next(_call_ids)
-    return {
-        "sip.phoneNumber": caller_number,
-        "sip.trunkPhoneNumber": trunk_number,
-        "sip.callID": f"SCL_e2e{call:05d}",
-        "sip.callStatus": "active",
-        "sip.trunkID": "ST_e2e-inbound",
-        "sip.ruleID": "SDR_e2e-dispatch",
-    }
-
-
-def caller_token(
-    *, api_key: str, api_secret: str, room: str, caller_number: str, identity: str | None = None
-) -> str:
-    return (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(identity or f"sip_{caller_number.lstrip('+')}")
-        .with_name("Phone caller")
-        .with_kind("sip")
-        .with_attributes(sip_attributes(caller_number))
-        .with_grants(api.VideoGrants(room_join=True, room=room))
-        .to_jwt()
-    )
 
 
 @dataclass
 class Recording:
     """What the phone heard from the agent: 10 ms levels with arrival times, and the audio."""
 
+    rate: int = LINE_RATE
     windows: list[tuple[float, float]] = field(default_factory=list)
     chunks: list[tuple[float, np.ndarray]] = field(default_factory=list)
     loud: list[float] = field(default_factory=list)  # start times of loud windows
@@ -111,7 +83,7 @@ class Recording:
 
     def add(self, at: float, samples: np.ndarray) -> None:
         self.chunks.append((at, samples))
-        per_window = int(EAR_RATE * WINDOW_S)
+        per_window = int(self.rate * WINDOW_S)
         count = max(1, samples.size // per_window)
         for index in range(count):
             window = samples[index * per_window : (index + 1) * per_window]
@@ -132,11 +104,11 @@ class Recording:
         out: list[np.ndarray] = []
         clock = self.chunks[0][0]
         for at, chunk in self.chunks:
-            gap = at - chunk.size / EAR_RATE - clock
+            gap = at - chunk.size / self.rate - clock
             if gap > 0.05:
-                out.append(np.zeros(int(gap * EAR_RATE), dtype=np.int16))
+                out.append(np.zeros(int(gap * self.rate), dtype=np.int16))
             out.append(chunk)
-            clock = max(clock, at - chunk.size / EAR_RATE) + chunk.size / EAR_RATE
+            clock = max(clock, at - chunk.size / self.rate) + chunk.size / self.rate
         return np.concatenate(out)
 
     def peak_dbfs(self) -> float:
@@ -149,51 +121,81 @@ class TestPhone:
     __test__ = False  # not a pytest class
 
     def __init__(
-        self, *, url: str, token: str, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        call_to: str,
+        from_number: str,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._url = url
-        self._token = token
+        """A call to ``call_to`` (a SIP URI) from ``from_number``."""
+        self.call_to = call_to
+        self.from_number = from_number
         self._clock = clock
-        self.room = rtc.Room()
         self.recording = Recording()
         self.said: list[SaidLine] = []
-        self.heard_text: list[HeardText] = []
-        self.joined_at: float | None = None
+        self.answered_at: float | None = None
         self.disconnected_at: float | None = None
         self.disconnect_reason: str | None = None
-        self._source = rtc.AudioSource(MIC_RATE, 1, queue_size_ms=MIC_QUEUE_MS)
+        self.sip_call_id: str | None = None
+        self._dir = Path(tempfile.mkdtemp(prefix=f"phone{next(_phones)}-"))  # short socket path
+        self._socket = self._dir / "audio.sock"
+        self._sip: SipPhone | None = None
+        self._server: asyncio.Server | None = None
         self._lines: asyncio.Queue[tuple[str, np.ndarray, asyncio.Future[SaidLine]]] = (
             asyncio.Queue()
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streaming = asyncio.Event()
         self._disconnected = asyncio.Event()
+
+    @property
+    def joined_at(self) -> float | None:
+        """When the call was answered (the agent had joined and published its audio)."""
+        return self.answered_at
 
     # --- the call -------------------------------------------------------------------------
 
-    async def dial(self) -> None:
-        """Join the room (the call is answered) and start the microphone and the ear."""
-        self.room.on("track_subscribed", self._on_track)
-        self.room.on("disconnected", self._on_disconnected)
-        self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
-        await self.room.connect(self._url, self._token)
-        self.joined_at = self._clock()
-        track = rtc.LocalAudioTrack.create_audio_track("phone-mic", self._source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        await self.room.local_participant.publish_track(track, options)
-        self._spawn(self._mic())
+    async def dial(self, *, wait_answer: bool = True) -> None:
+        """Place the call; with ``wait_answer``, return once it is answered and its audio
+        flows. Otherwise `answered()` waits for that."""
+        self._server = await asyncio.start_unix_server(self._on_stream, path=str(self._socket))
+        self._sip = SipPhone(
+            port=free_udp_port(),
+            call_to=self.call_to,
+            from_number=self.from_number,
+            audio_socket=self._socket,
+        )
+        await self._sip.__aenter__()
+        self._spawn(self._watch_hangup())
+        if wait_answer:
+            await self.answered()
+
+    async def answered(self, *, limit_s: float = ANSWER_LIMIT_S) -> float:
+        """When the call was answered, waiting up to ``limit_s`` for it and its audio."""
+        assert self._sip is not None, "dial() first"
+        event = await self._sip.event("answered", limit_s=limit_s)
+        self.sip_call_id = event.fields.get("call_id")
+        self.answered_at = event.at
+        await asyncio.wait_for(self._streaming.wait(), 10)
+        return event.at
 
     async def hang_up(self) -> None:
+        """Hang up (BYE, or CANCEL while ringing) and stop the phone."""
+        if self._sip is not None:
+            await self._sip.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.room.disconnect()
-        await self._source.aclose()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     async def say(self, text: str) -> SaidLine:
         """Speak `text` now (after any line still playing) and return once it has left."""
         done: asyncio.Future[SaidLine] = asyncio.get_running_loop().create_future()
-        await self._lines.put((text, phone_line(text, sample_rate=MIC_RATE), done))
+        await self._lines.put((text, phone_line(text, sample_rate=LINE_RATE), done))
         return await done
 
     async def say_after_agent(
@@ -238,6 +240,7 @@ class TestPhone:
             await asyncio.sleep(POLL_S)
 
     async def line_closes(self, *, limit_s: float) -> float:
+        """When the far end hung up (its BYE reached the phone)."""
         await asyncio.wait_for(self._disconnected.wait(), limit_s)
         assert self.disconnected_at is not None
         return self.disconnected_at
@@ -247,7 +250,7 @@ class TestPhone:
         return not self._disconnected.is_set()
 
     def write_recording(self, path: Path) -> Path:
-        return write_wav(path, self.recording.samples(), EAR_RATE)
+        return write_wav(path, self.recording.samples(), LINE_RATE)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -256,73 +259,60 @@ class TestPhone:
         index = bisect.bisect_left(loud, after)
         return loud[index] if index < len(loud) else None
 
-    async def _mic(self) -> None:
-        step = MIC_RATE * FRAME_MS // 1000
-        noise = line_noise(step)
-        while True:
-            try:
-                text, samples, done = self._lines.get_nowait()
-            except asyncio.QueueEmpty:
-                await self._capture(next(noise))
-                continue
-            padded = np.concatenate([samples, np.zeros(-samples.size % step, dtype=np.int16)])
-            started = None
-            for offset in range(0, padded.size, step):
-                frame = padded[offset : offset + step].astype(np.int32) + next(noise)
-                await self._capture(np.clip(frame, -32768, 32767).astype(np.int16))
-                if started is None:
-                    started = self._clock() + self._source.queued_duration - FRAME_MS / 1000
-            ended = self._clock() + self._source.queued_duration
-            line = SaidLine(text=text, started_at=started or ended, ended_at=ended)
-            self.said.append(line)
-            if not done.done():
-                done.set_result(line)
-
-    async def _capture(self, samples: np.ndarray) -> None:
-        frame = rtc.AudioFrame(
-            data=samples.tobytes(),
-            sample_rate=MIC_RATE,
-            num_channels=1,
-            samples_per_channel=samples.size,
-        )
-        await self._source.capture_frame(frame)
-
-    def _on_track(
-        self,
-        track: rtc.Track,
-        _publication: rtc.RemoteTrackPublication,
-        participant: rtc.RemoteParticipant,
-    ) -> None:
-        if track.kind != rtc.TrackKind.KIND_AUDIO:
-            return
-        if participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
-            return
-        self._spawn(self._listen(track))
-
-    async def _listen(self, track: rtc.Track) -> None:
-        stream = rtc.AudioStream.from_track(
-            track=track, sample_rate=EAR_RATE, num_channels=1, frame_size_ms=10
-        )
+    async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The Go phone connected for the answered call: a header line, then PCM both ways."""
+        await reader.readline()
+        self._streaming.set()
+        self._spawn(self._mic(writer))
         try:
-            async for event in stream:
-                samples = np.frombuffer(event.frame.data, dtype=np.int16).copy()
-                self.recording.add(self._clock(), samples)
+            while True:
+                data = await reader.readexactly(2 * FRAME_SAMPLES)
+                self.recording.add(self._clock(), np.frombuffer(data, dtype=np.int16).copy())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
         finally:
-            await stream.aclose()
+            writer.close()
 
-    def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
-        if identity == self.room.local_participant.identity:
-            return
-        self._spawn(self._read_text(reader))
+    async def _mic(self, writer: asyncio.StreamWriter) -> None:
+        noise = line_noise(FRAME_SAMPLES)
+        plays_at = self._clock()  # when the next frame written goes out on the line
+        line: tuple[str, np.ndarray, asyncio.Future[SaidLine]] | None = None
+        offset = 0
+        started = 0.0
+        while True:
+            now = self._clock()
+            if plays_at < now:  # we fell behind: the phone filled the gap with silence
+                plays_at = now
+            if (wait := plays_at - LEAD_S - now) > 0:
+                await asyncio.sleep(wait)
+            if line is None:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    line, offset, started = self._lines.get_nowait(), 0, plays_at
+            frame = next(noise).astype(np.int32)
+            if line is not None:
+                chunk = line[1][offset : offset + FRAME_SAMPLES]
+                frame[: chunk.size] += chunk
+                offset += FRAME_SAMPLES
+            writer.write(np.clip(frame, -32768, 32767).astype(np.int16).tobytes())
+            await writer.drain()
+            plays_at += FRAME_S
+            if line is not None and offset >= line[1].size:
+                text, _, done = line
+                said = SaidLine(text=text, started_at=started, ended_at=plays_at)
+                self.said.append(said)
+                if not done.done():
+                    done.set_result(said)
+                line = None
 
-    async def _read_text(self, reader: rtc.TextStreamReader) -> None:
-        text = await reader.read_all()
-        if (reader.info.attributes or {}).get("lk.transcription_final") == "true" and text.strip():
-            self.heard_text.append(HeardText(at=self._clock(), text=text))
-
-    def _on_disconnected(self, reason: object) -> None:
-        self.disconnected_at = self._clock()
-        self.disconnect_reason = str(reason)
+    async def _watch_hangup(self) -> None:
+        assert self._sip is not None
+        try:
+            event = await self._sip.event("hangup", limit_s=None)
+            self.disconnected_at = event.at
+            self.disconnect_reason = str(event.fields.get("by") or event.fields.get("reason"))
+        except RuntimeError as exc:  # the phone process died without hanging up
+            self.disconnected_at = self._clock()
+            self.disconnect_reason = str(exc)
         self._disconnected.set()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -2,9 +2,9 @@
 
 It answers the calls our SIP bridge places (after ringing, or rejecting them with a status),
 or places a call to our inbound number; it plays an 8 kHz WAV into each call and records what
-it hears. Its JSON events (invite,
-ringing, answered, rejected, hangup, recorded ...) are collected as they arrive, stamped
-with `time.monotonic()`.
+it hears, or streams the call's audio through a unix socket (callab/phone.py speaks and
+listens that way). Its JSON events (invite, ringing, answered, rejected, hangup, recorded ...)
+are collected as they arrive, stamped with `time.monotonic()`.
 
     async with SipPhone(port=free_udp_port(), play=wav, record=tmp / "heard.wav") as phone:
         ... dispatch an outbound call to it ...
@@ -50,24 +50,29 @@ class SipPhone:
         self,
         *,
         port: int,
-        record: Path,
+        record: Path | None = None,
         play: Path | None = None,
         ring_s: float = 0.5,
         reject: int | None = None,
         hangup_after_s: float | None = None,
         call_to: str | None = None,
         from_number: str | None = None,
+        audio_socket: Path | None = None,
     ) -> None:
         """Listens and answers; with ``call_to`` (a SIP URI) it places that one call instead,
-        from ``from_number``."""
+        from ``from_number``. With ``audio_socket`` it streams each call's audio through that
+        unix socket (see callab/phone.py)."""
         binary = find_binary("testphone")
         if binary is None:
             raise TestPhoneMissing("testphone is not built: run scripts/install-stack.sh")
         self.port = port
         self.record = record
         self.events: list[PhoneEvent] = []
-        self._argv = [str(binary), "-host", LOOPBACK, "-port", str(port), "-record", str(record)]
-        self._argv += ["-ring", f"{ring_s}s"]
+        self._argv = [str(binary), "-host", LOOPBACK, "-port", str(port), "-ring", f"{ring_s}s"]
+        if record is not None:
+            self._argv += ["-record", str(record)]
+        if audio_socket is not None:
+            self._argv += ["-audio-socket", str(audio_socket)]
         if play is not None:
             self._argv += ["-play", str(play)]
         if reject is not None:
@@ -111,8 +116,8 @@ class SipPhone:
         if self._reader is not None:
             await self._reader
 
-    async def event(self, kind: str, *, limit_s: float = 30.0) -> PhoneEvent:
-        """The first event of ``kind``, waiting up to ``limit_s`` for it."""
+    async def event(self, kind: str, *, limit_s: float | None = 30.0) -> PhoneEvent:
+        """The first event of ``kind``, waiting up to ``limit_s`` (None: for ever) for it."""
         async with asyncio.timeout(limit_s), self._changed:
             while True:
                 found = next((e for e in self.events if e.kind == kind), None)

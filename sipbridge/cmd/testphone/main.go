@@ -50,6 +50,7 @@ func run() (int, error) {
 	reject := flag.Int("reject", 0, "incoming calls: reject with this SIP status (e.g. 486, 480, 404, 603)")
 	play := flag.String("play", "", "8 kHz mono 16-bit WAV to play into each call (then silence)")
 	record := flag.String("record", "", "WAV file to record each call into (8 kHz mono)")
+	audioSocket := flag.String("audio-socket", "", "unix socket to speak and listen through: per call, a JSON header line, then 16-bit LE 8 kHz PCM both ways")
 	digits := flag.String("digits", "", "DTMF digits to send 1 s into each call")
 	hangupAfter := flag.Duration("hangup-after", 0, "hang up this long after the call is up (0: wait for the other side)")
 	authUser := flag.String("auth-user", "", "incoming calls: demand digest auth with this user; -call: answer challenges with it")
@@ -94,6 +95,7 @@ func run() (int, error) {
 		RingFor:       *ring,
 		PlayWAV:       *play,
 		RecordWAV:     *record,
+		AudioSocket:   *audioSocket,
 		SendDigits:    *digits,
 		HangUpAfter:   *hangupAfter,
 		AnswerTimeout: *answerTimeout,

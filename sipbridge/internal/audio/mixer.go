@@ -81,3 +81,10 @@ func saturate(v int32) int16 {
 	}
 	return int16(v)
 }
+
+// MixInto adds src to dst sample by sample (saturating); src may be shorter or nil.
+func MixInto(dst, src []int16) {
+	for i := range min(len(dst), len(src)) {
+		dst[i] = saturate(int32(dst[i]) + int32(src[i]))
+	}
+}

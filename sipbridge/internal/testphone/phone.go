@@ -44,6 +44,11 @@ type Config struct {
 	// RecordWAV is where each call's received audio is written (8 kHz mono). The n-th
 	// call after the first gets "-n" before the extension. Empty: nothing is recorded.
 	RecordWAV string
+	// AudioSocket is a unix socket a harness listens on to speak and listen through
+	// each call: once a call is up the phone connects, writes a JSON StreamHeader line,
+	// then streams what it hears as 16-bit little-endian 8 kHz PCM, and plays what it
+	// reads (mixed with PlayWAV), one 20 ms frame per RTP slot.
+	AudioSocket string
 	// SendDigits are sent as RFC 4733 DTMF one second after the call is up.
 	SendDigits string
 	// HangUpAfter makes the phone hang up (BYE) this long after the call is up;
@@ -314,12 +319,23 @@ func (p *Phone) converse(ctx context.Context, callID string, m *sipua.Media, d s
 	if err != nil {
 		p.emit(Event{Event: "failed", CallID: callID, Error: err.Error()})
 	}
+	var st *stream
+	if p.cfg.AudioSocket != "" {
+		if st, err = openStream(p.cfg.AudioSocket, callID); err != nil {
+			p.emit(Event{Event: "failed", CallID: callID, Error: err.Error()})
+		} else {
+			defer st.close()
+		}
+	}
 	received := make(chan struct{})
 	go func() {
 		defer close(received)
 		_ = m.Receive(func(pcm []int16) {
 			if rec != nil {
 				_ = rec.Write(pcm)
+			}
+			if st != nil {
+				st.hear(pcm)
 			}
 		}, func(digit byte) {
 			p.emit(Event{Event: "dtmf", CallID: callID, Digit: string(digit)})
@@ -330,7 +346,7 @@ func (p *Phone) converse(ctx context.Context, callID string, m *sipua.Media, d s
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
-		p.send(m, ac.digits, stopSending)
+		p.send(m, st, ac.digits, stopSending)
 	}()
 
 	var hangUpTimer <-chan time.Time
@@ -369,8 +385,9 @@ func (p *Phone) converse(ctx context.Context, callID string, m *sipua.Media, d s
 }
 
 // send plays the WAV, then silence, one paced 20 ms frame at a time, with the
-// configured digits a second into the call.
-func (p *Phone) send(m *sipua.Media, more <-chan string, stop <-chan struct{}) {
+// configured digits a second into the call. Audio from the harness's stream (if any)
+// is mixed in as it arrives.
+func (p *Phone) send(m *sipua.Media, st *stream, more <-chan string, stop <-chan struct{}) {
 	frame := make([]int16, audio.FrameSamples)
 	digitsAt := time.Now().Add(time.Second)
 	digits := p.cfg.SendDigits
@@ -392,6 +409,9 @@ func (p *Phone) send(m *sipua.Media, more <-chan string, stop <-chan struct{}) {
 		clear(frame)
 		if start := i * audio.FrameSamples; start < len(p.play) {
 			copy(frame, p.play[start:])
+		}
+		if st != nil {
+			audio.MixInto(frame, st.next())
 		}
 		if err := m.WriteFrame(frame); err != nil {
 			return
