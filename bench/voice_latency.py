@@ -324,7 +324,7 @@ def _agent_lines() -> list[str]:
     services = SimpleNamespace(
         business=load_business_profile(), announce_ai=True, announce_recording=True
     )
-    state = SimpleNamespace(contact=None, direction="inbound")
+    state = SimpleNamespace(contact=None, lead=None, direction="inbound")
     call = SimpleNamespace(services=services, state=state)
     texts = [greeting(call)]  # type: ignore[arg-type]  # only these fields are read
     texts += [str(s["say"]) for s in BENCH_SCRIPT.raw_steps if s.get("say")]
