@@ -46,7 +46,7 @@ class SilencePolicy:
             self._advance(self._epoch)
 
     def _advance(self, epoch: int) -> None:
-        if self._ended or epoch != self._epoch:
+        if self._ended or epoch != self._epoch or self._call.state.agent_stepped_aside:
             return
         if self._count < len(self._nudges):
             handle = self._session.say(self._nudges[self._count])
@@ -77,6 +77,11 @@ class DurationLimit:
 
     async def _run(self, max_seconds: float) -> None:
         await asyncio.sleep(max_seconds)
+        while self._call.state.on_hold:  # noqa: ASYNC110  # a transfer under way decides first
+            await asyncio.sleep(1.0)
+        if self._call.state.transfer == "rep_accepted":
+            logger.info("maximum call duration reached with a rep on the line: the call goes on")
+            return
         logger.info("maximum call duration reached")
         self._session.interrupt()
         handle = self._session.say(closing_lines().max_duration_goodbye, allow_interruptions=False)

@@ -19,7 +19,7 @@ from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
 from agent.capacity import CallSlots, report_slot_changes_at_once
 from agent.sales_agent import SalesAgent
-from agent.session import build_llm, build_session, room_options
+from agent.session import build_llm, build_session, build_tts, room_options
 from agent.settings import WorkerSettings
 from calls.call import Call, Services, new_call_state
 from calls.state import CallState, Direction, Lead
@@ -30,6 +30,7 @@ from integrations.errors import IntegrationError
 from integrations.masking import mask
 from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
+from transfer import DeskSettings, Roster, TransferDesk, hold_music_file, load_routing
 
 logger = logging.getLogger("agent.worker")
 
@@ -66,6 +67,8 @@ def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
         settings.integrations, settings.business, do_not_call=DialerDoNotCall(queue)
     )
     proc.userdata["outbox"] = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
+    proc.userdata["roster"] = Roster(queue)  # the reps warm transfers go to
+    proc.userdata["hold_music"] = hold_music_file(settings.integrations.data_dir / "cache")
     proc.userdata["vad"] = silero.VAD.load(
         min_silence_duration=settings.voice.vad_min_silence_seconds
     )
@@ -89,7 +92,8 @@ async def entrypoint(ctx: JobContext) -> None:
         state = await start_call_state(
             services, call_id=ctx.job.id, direction="inbound", participant=caller
         )
-    call = Call(state=state, services=services, control=LiveKitCallControl(ctx))
+    control = LiveKitCallControl(ctx)
+    call = Call(state=state, services=services, control=control)
     # Registered before anything can fail, so every call is recorded, even one never answered.
     wrapup = WrapUp(call, summarizer=build_llm(settings.voice), outbox=ctx.proc.userdata["outbox"])
     session = build_session(
@@ -98,13 +102,17 @@ async def entrypoint(ctx: JobContext) -> None:
     )  # fmt: skip
 
     reports = attempt_reports(ctx.proc.userdata.get("reporter"), ctx.job.metadata)
+    caller_identity = dial.identity if dial is not None else caller.identity
+    desk = control.desk = transfer_desk(ctx, settings, call, session, caller_identity)
 
     async def record_call() -> None:
+        await desk.settled()  # a transfer's outcome belongs in the record
         recorded = await wrapup.run(session.history)
         if reports is not None:
             await reports.completed(state, recorded)
 
     ctx.add_shutdown_callback(record_call)
+    ctx.add_shutdown_callback(desk.aclose)
     session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics))
     SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
@@ -119,6 +127,27 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     if dial is not None and await dial_out(ctx, dial, state, reports):
         agent.callee_answered(quiet_s=QUIET_CALLEE_S)
+
+
+def transfer_desk(
+    ctx: JobContext, settings: WorkerSettings, call: Call, session: Any, caller_identity: str
+) -> TransferDesk:
+    livekit = settings.livekit
+    return TransferDesk(
+        call=call, session=session, room=ctx.room, caller_identity=lambda: caller_identity,
+        roster=ctx.proc.userdata["roster"],
+        routing=load_routing(field_keys=[c.key for c in call.state.qualification.criteria.fields]),
+        lkapi=ctx.api,
+        settings=DeskSettings(
+            ws_url=ctx._info.url, api_key=livekit.livekit_api_key or "",
+            api_secret=livekit.api_secret() or "",
+            trunk_id=settings.telephony.sip_outbound_trunk_id, agent_name=livekit.agent_name,
+            company=call.services.business.company_name,
+            default_region=call.services.default_region,
+        ),
+        tts_engine=build_tts(settings.voice), hold_music=ctx.proc.userdata["hold_music"],
+        now=call.services.now,
+    )  # fmt: skip
 
 
 _TURN_METRICS = {

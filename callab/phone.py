@@ -39,6 +39,7 @@ from callab.audio import (
     write_wav,
 )
 from callab.sip_phone import SipPhone, free_udp_port
+from localstack.ports import LOOPBACK
 
 TRUNK_NUMBER = "+14155550199"  # our inbound number, as provisioning's default plan has it
 LINE_RATE = 8000  # G.711
@@ -123,13 +124,20 @@ class TestPhone:
     def __init__(
         self,
         *,
-        call_to: str,
-        from_number: str,
+        call_to: str | None,
+        from_number: str | None = None,
+        ring_s: float = 0.5,
+        digits: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """A call to ``call_to`` (a SIP URI) from ``from_number``."""
+        """A call to ``call_to`` (a SIP URI) from ``from_number``; with ``call_to`` None, a
+        phone that answers the call it gets after ringing ``ring_s`` (at `address`). Either
+        way ``digits`` are keyed (DTMF) a second into the call."""
         self.call_to = call_to
         self.from_number = from_number
+        self.port = free_udp_port()
+        self._ring_s = ring_s
+        self._digits = digits
         self._clock = clock
         self.recording = Recording()
         self.said: list[SaidLine] = []
@@ -149,6 +157,11 @@ class TestPhone:
         self._disconnected = asyncio.Event()
 
     @property
+    def address(self) -> str:
+        """Where an answering phone takes calls (host:port), e.g. for an outbound trunk."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
     def joined_at(self) -> float | None:
         """When the call was answered (the agent had joined and published its audio)."""
         return self.answered_at
@@ -156,14 +169,16 @@ class TestPhone:
     # --- the call -------------------------------------------------------------------------
 
     async def dial(self, *, wait_answer: bool = True) -> None:
-        """Place the call; with ``wait_answer``, return once it is answered and its audio
-        flows. Otherwise `answered()` waits for that."""
+        """Place the call (or start listening); with ``wait_answer``, return once it is
+        answered and its audio flows. Otherwise `answered()` waits for that."""
         self._server = await asyncio.start_unix_server(self._on_stream, path=str(self._socket))
         self._sip = SipPhone(
-            port=free_udp_port(),
+            port=self.port,
             call_to=self.call_to,
             from_number=self.from_number,
             audio_socket=self._socket,
+            ring_s=self._ring_s,
+            digits=self._digits,
         )
         await self._sip.__aenter__()
         self._spawn(self._watch_hangup())

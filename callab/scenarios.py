@@ -188,3 +188,29 @@ BENCH_SCRIPT = script(
         agent_turn(after_user="email me", say=BENCH_BARGE_REPLY),
     ]
 )
+
+
+# --- (f) a warm transfer: the caller asks for a person and a rep takes the call ---------------
+
+TRANSFER_LINES = (
+    Line(
+        "Hi this is Dana Smith from Acme and I would like to talk to someone in sales please",
+        "Hi, this is Dana Smith from Acme, and I would like to talk to someone in sales, please.",
+    ),
+)
+TRANSFER_REASON = "Dana from Acme asked to talk to sales about forecasting."
+TRANSFER_SCRIPT = script(
+    [
+        agent_turn(
+            after_user="talk to someone in sales",
+            call=(
+                "save_contact_details",
+                {"first_name": "Dana", "last_name": "Smith", "company": "Acme"},
+            ),
+        ),
+        agent_turn(
+            after_tool="save_contact_details",
+            call=("hand_to_rep", {"reason": TRANSFER_REASON}),
+        ),
+    ]
+)

@@ -58,6 +58,7 @@ class SipPhone:
         call_to: str | None = None,
         from_number: str | None = None,
         audio_socket: Path | None = None,
+        digits: str | None = None,
     ) -> None:
         """Listens and answers; with ``call_to`` (a SIP URI) it places that one call instead,
         from ``from_number``. With ``audio_socket`` it streams each call's audio through that
@@ -73,6 +74,8 @@ class SipPhone:
             self._argv += ["-record", str(record)]
         if audio_socket is not None:
             self._argv += ["-audio-socket", str(audio_socket)]
+        if digits:
+            self._argv += ["-digits", digits]  # DTMF, a second into each call
         if play is not None:
             self._argv += ["-play", str(play)]
         if reject is not None:

@@ -13,7 +13,7 @@ FieldType = Literal["text", "integer", "number", "boolean", "choice"]
 Outcome = Literal["book_meeting", "hand_to_rep", "nurture", "support", "disqualify"]
 OUTCOMES: tuple[str, ...] = ("book_meeting", "hand_to_rep", "nurture", "support", "disqualify")
 NUMERIC = frozenset({"integer", "number"})
-_OPERATORS = frozenset({"equals", "in", "gte", "lte", "gt", "lt", "present"})
+OPERATORS = frozenset({"equals", "in", "gte", "lte", "gt", "lt", "present"})
 
 
 class CriteriaError(ValueError):
@@ -128,8 +128,8 @@ def _parse_rule(raw: Mapping[str, Any], keys: set[str]) -> Rule:
     for key, condition in when.items():
         if key not in keys:
             raise CriteriaError(f"routing rule names unknown field {key!r}")
-        if not set(condition) <= _OPERATORS:
-            raise CriteriaError(f"routing rule on {key!r} uses {set(condition) - _OPERATORS}")
+        if not set(condition) <= OPERATORS:
+            raise CriteriaError(f"routing rule on {key!r} uses {set(condition) - OPERATORS}")
     return Rule(outcome=raw["outcome"], when=when, reason=raw.get("reason"))
 
 
@@ -239,7 +239,7 @@ class Qualification:
             if key not in self.answers:
                 unknown = True
                 continue
-            if not _holds(self.answers[key], condition):
+            if not holds(self.answers[key], condition):
                 return False
         return None if unknown else True
 
@@ -264,7 +264,8 @@ class Qualification:
         }
 
 
-def _holds(value: Any, condition: Mapping[str, Any]) -> bool:
+def holds(value: Any, condition: Mapping[str, Any]) -> bool:
+    """Whether ``value`` meets every operator of ``condition`` (``{"gte": 50}`` ...)."""
     for op, target in condition.items():
         if op == "present" and bool(target) != (value not in (None, "")):
             return False

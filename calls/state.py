@@ -76,9 +76,17 @@ class CallState:
     handoff_reason: str | None = None
     support_issue: str | None = None
     transfer: TransferOutcome | None = None
+    transfer_rep: str | None = None  # "Sam Lee <sam@example.com>": who was offered or took it
+    transfer_detail: str | None = None  # why it ended that way, e.g. "486 Busy Here"
+    on_hold: bool = False  # waiting for a rep, with music
     do_not_call: bool = False  # the caller asked us never to call again
     callback_at: datetime | None = None  # the caller asked to be called back then
     dial_failure: str | None = None  # why an outbound call never connected, e.g. "486 Busy Here"
+
+    @property
+    def agent_stepped_aside(self) -> bool:
+        """On hold for a rep, or handed to one: the agent's own timers must stay quiet."""
+        return self.on_hold or self.transfer == "rep_accepted"
 
     def set_contact(self, contact: Contact) -> None:
         self.contact = contact

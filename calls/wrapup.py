@@ -111,6 +111,8 @@ def call_facts(state: CallState) -> dict[str, str]:
         ("handoff_reason", state.handoff_reason),
         ("support_issue", state.support_issue),
         ("transfer", state.transfer),
+        ("transfer_rep", state.transfer_rep),
+        ("transfer_detail", state.transfer_detail),
         ("not_reached", state.dial_failure),
         ("do_not_call", "yes" if state.do_not_call else None),
         ("call_back_at", state.callback_at.isoformat() if state.callback_at else None),

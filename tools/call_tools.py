@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from livekit.agents import RunContext, ToolError, function_tool
+from livekit.agents import RunContext, ToolError, ToolResult, function_tool
 
 from calls.call import Call  # runtime import: LiveKit resolves tool type hints
 from calls.slots import say_time
@@ -75,15 +75,23 @@ async def request_follow_up(
 
 
 @function_tool
-async def hand_to_rep(context: RunContext[Call], reason: str) -> str:
-    """Hand a hot lead to a sales rep when the qualification route says hand_to_rep.
+async def hand_to_rep(context: RunContext[Call], reason: str) -> ToolResult:
+    """Hand the caller to a sales rep live: when the qualification route says hand_to_rep, or
+    the caller asks to speak with a person. Say nothing more after calling it: the caller is
+    told what is happening and put on hold with music while a rep is reached.
 
     Args:
-        reason: One sentence on why this lead is hot, for the rep.
+        reason: One sentence on why this lead is hot (or what they want), for the rep.
     """
     call = context.userdata
     call.state.handoff_reason = reason
-    return as_json({"next": "Tell the caller a specialist will call them back within the hour."})
+    started = call.control.start_transfer(reason)
+    if started == "unavailable":
+        return ToolResult(
+            as_json({"next": "Tell the caller a specialist will call them back within the hour."})
+        )
+    note = "already under way" if started == "in_progress" else "started"
+    return ToolResult(as_json({"transfer": note}), reply_required=False)
 
 
 @function_tool

@@ -1,0 +1,377 @@
+"""A warm transfer, start to end: the caller on hold with music, each chosen rep rung and
+briefed in a consult room until one accepts, then rep and caller joined and the agent gone;
+or, when nobody takes it, the agent back with the caller with an apology and another way
+forward. Every path ends in one typed outcome on the call's state.
+
+    desk = TransferDesk(...)                   # once per call, by the worker
+    desk.start(reason="50 sellers, buying this quarter")   # from the hand-off tool
+    ...
+    await desk.settled()                       # before the wrap-up writes the record
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import phonenumbers
+from livekit import api, rtc
+from livekit.agents import AgentSession, tts
+
+import prompts
+from calls.call import Call
+from calls.state import TransferOutcome
+from calls.transcript import transcript_text
+from telephony.provision import SipPlan
+from transfer.bridge import RoomBridge, move_supported_and_done
+from transfer.brief import Brief, brief_for
+from transfer.consult import ConsultLines, PhoneConsult
+from transfer.hold import HoldLine
+from transfer.roster import Rep, Roster
+from transfer.routing import REGION, Routing
+
+logger = logging.getLogger("transfer.desk")
+
+DECIDE_SECONDS = 30.0  # after the brief starts, how long a rep has to press 1 or 2
+SETTLE_TIMEOUT_S = 15.0
+
+
+@dataclass
+class TransferTimings:
+    """Measured on each transfer, logged and kept on the call: what the caller lives through."""
+
+    decided_at: float
+    hold_started_at: float | None = None
+    connected_at: float | None = None
+    accepted_at: float | None = None
+    attempts: list[tuple[str, str, float]] = field(default_factory=list)  # rep, answer, seconds
+
+    def as_fields(self) -> dict[str, Any]:
+        def ms(at: float | None, since: float | None) -> int | None:
+            return None if at is None or since is None else round((at - since) * 1000)
+
+        return {
+            "decision_to_hold_ms": ms(self.hold_started_at, self.decided_at),
+            "accept_to_connected_ms": ms(self.connected_at, self.accepted_at),
+            "hold_per_attempt_s": [round(s, 1) for _, _, s in self.attempts],
+        }
+
+
+@dataclass(frozen=True)
+class DeskSettings:
+    ws_url: str
+    api_key: str
+    api_secret: str
+    trunk_id: str | None  # the outbound trunk reps are dialed through; None: provisioning's
+    agent_name: str
+    company: str
+    default_region: str = "US"
+
+
+class TransferDesk:
+    def __init__(
+        self,
+        *,
+        call: Call,
+        session: AgentSession[Any],
+        room: rtc.Room,
+        caller_identity: Callable[[], str | None],
+        roster: Roster,
+        routing: Routing,
+        lkapi: api.LiveKitAPI,
+        settings: DeskSettings,
+        tts_engine: tts.TTS,
+        hold_music: Any,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._call = call
+        self._session = session
+        self._room = room
+        self._caller_identity = caller_identity
+        self._roster = roster
+        self._routing = routing
+        self._settings = settings
+        self._api = lkapi
+        self._trunk: str | None = None  # resolved on first use
+        self._tts = tts_engine
+        self._hold = HoldLine(room, hold_music)
+        self._now = now
+        self._lines = prompts.load_yaml("transfer.yaml")
+        self._task: asyncio.Task[None] | None = None
+        self._bridge: RoomBridge | None = None
+        self._consult: PhoneConsult | None = None
+        self._caller_gone = asyncio.Event()
+        self._background: set[asyncio.Future[None]] = set()
+        self.timings: TransferTimings | None = None
+        room.on("participant_disconnected", self._on_participant_left)
+
+    @property
+    def in_progress(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self, *, reason: str) -> bool:
+        """Begin the transfer after the agent's current words; False if one is under way."""
+        if self.in_progress or self._call.state.transfer == "rep_accepted":
+            return False
+        self._call.state.handoff_reason = reason
+        self.timings = TransferTimings(decided_at=time.monotonic())
+        self._task = asyncio.create_task(self._run(reason), name="warm-transfer")
+        return True
+
+    async def settled(self) -> None:
+        """Until the transfer (if any) has an outcome; bounded, for the wrap-up."""
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), SETTLE_TIMEOUT_S)
+
+    async def aclose(self) -> None:
+        """At the end of the call: whatever is still open (a consult room, the bridge, the
+        music) is closed, each step bounded so a stuck one cannot hold the job."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        steps: list[tuple[str, Any]] = []
+        if self._bridge is not None:
+            steps.append(("bridge", self._bridge.aclose()))
+        if self._consult is not None:
+            steps.append(("consult", self._consult.aclose(delete_room=True)))
+        steps.append(("hold music", self._hold.aclose()))
+        for name, step in steps:
+            try:
+                await asyncio.wait_for(step, 3.0)
+            except Exception as exc:
+                logger.warning("closing the transfer's %s: %r", name, exc)
+
+    # --- the flow ---------------------------------------------------------------------------
+
+    async def _run(self, reason: str) -> None:
+        state = self._call.state
+        try:
+            outcome, rep, detail = await self._transfer(reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("transfer failed")
+            outcome, rep, detail = "failed", None, f"{type(exc).__name__}: {exc}"
+        state.transfer, state.transfer_detail = outcome, detail
+        state.transfer_rep = f"{rep.name} <{rep.email}>" if rep else None
+        state.on_hold = False
+        assert self.timings is not None
+        logger.info(
+            "transfer %s: rep %s, %s, %s", outcome, rep.id if rep else "-", detail or "-",
+            " ".join(f"{k}={v}" for k, v in self.timings.as_fields().items()),
+        )  # fmt: skip
+        if outcome != "rep_accepted" and not self._caller_gone.is_set():
+            await self._back_to_caller(outcome, detail)
+
+    async def _transfer(self, reason: str) -> tuple[TransferOutcome, Rep | None, str | None]:
+        assert self.timings is not None
+        state = self._call.state
+        # The hold line is said after the agent's current turn; the music starts when it ends.
+        announce = self._session.say(self._lines["on_hold"], allow_interruptions=False)
+        await announce.wait_for_playout()
+        if self._caller_gone.is_set():
+            return "caller_hung_up", None, "hung up before the hold"
+        state.on_hold = True
+        self._session.input.set_audio_enabled(False)
+        await self._hold.start()
+        self.timings.hold_started_at = time.monotonic()
+        logger.info("caller on hold, music playing")
+
+        brief = brief_for(state, reason=reason, transcript=transcript_text(self._session.history))
+        candidates = self._routing.candidates(self._facts(), self._roster.all(), self._now())
+        trunk = await self._trunk_id()
+        phone_reps = [r for r in candidates if r.phone and trunk]
+        if not phone_reps:
+            why = "no rep is available" if not candidates else "no available rep has a phone"
+            return "no_rep_available", None, why
+        last: tuple[TransferOutcome, Rep | None, str | None] = ("no_rep_available", None, None)
+        for number, rep in enumerate(phone_reps, start=1):
+            if self._caller_gone.is_set():
+                return "caller_hung_up", rep, "hung up on hold"
+            if not self._roster.reserve(rep.id):
+                continue  # taken by another call since we listed them
+            outcome, detail = await self._offer(rep, brief, number)
+            if outcome == "rep_accepted":
+                return outcome, rep, detail
+            self._roster.release(rep.id, took_call=False)
+            if outcome == "caller_hung_up":
+                return outcome, rep, detail
+            last = (outcome, rep, detail)
+        return last
+
+    async def _offer(
+        self, rep: Rep, brief: Brief, number: int
+    ) -> tuple[TransferOutcome, str | None]:
+        trunk = await self._trunk_id()
+        assert self.timings is not None and trunk is not None
+        started = time.monotonic()
+        consult = PhoneConsult(
+            rep=rep, room_name=f"{self._room.name}-consult-{number}",
+            lkapi=self._lkapi(), ws_url=self._settings.ws_url, token=self._token,
+            trunk_id=trunk, tts_engine=self._tts,
+            lines=ConsultLines(
+                intro=prompts.render(self._lines["brief_intro"], rep=rep.name.split()[0],
+                                     company=self._settings.company),
+                prompt=self._lines["brief_prompt"], repeat=self._lines["brief_repeat"],
+                caller_left=self._lines["caller_left"],
+            ),
+            ring_seconds=self._routing.ring_seconds, decide_seconds=DECIDE_SECONDS,
+        )  # fmt: skip
+        self._consult = consult
+        answer = "failed"
+        try:
+            if await self._race(consult.ring()):
+                await self._race(consult.brief(brief.spoken()))
+                answer = await self._race(consult.answer())
+            else:
+                answer = await consult.answer()
+        except _CallerLeft:
+            await consult.say(consult._lines.caller_left)
+            await consult.hang_up_rep()
+            await consult.aclose(delete_room=True)
+            self._consult = None
+            return "caller_hung_up", "hung up on hold"
+        self.timings.attempts.append((rep.id, answer, time.monotonic() - started))
+        logger.info("rep %s answered the offer: %s (%s)", rep.id, answer, consult.detail or "-")
+        if answer == "accepted":
+            self.timings.accepted_at = time.monotonic()
+            await self._connect(consult, rep, brief)
+            return "rep_accepted", None
+        await consult.hang_up_rep()
+        await consult.aclose(delete_room=True)
+        self._consult = None
+        outcome: TransferOutcome = {"declined": "rep_declined", "rep_left": "rep_declined",
+                                    "no_answer": "no_answer"}.get(answer, "failed")  # type: ignore[assignment]  # fmt: skip
+        return outcome, consult.detail
+
+    async def _connect(self, consult: PhoneConsult, rep: Rep, brief: Brief) -> None:
+        """Rep and caller hear each other; the agent introduces them and leaves."""
+        assert self.timings is not None
+        await consult.stop_speaking()
+        caller_id = self._caller_identity()
+        caller = self._room.remote_participants.get(caller_id or "")
+        rep_part = consult.participant
+        if caller is None or rep_part is None:
+            raise RuntimeError("the caller or the rep left while connecting")
+        moved = await move_supported_and_done(
+            self._lkapi(), identity=consult.identity, from_room=consult.room_name,
+            to_room=self._room.name,
+        )  # fmt: skip
+        if not moved:
+            self._bridge = RoomBridge(
+                caller_room=self._room, caller=caller, rep_room=consult.room, rep=rep_part
+            )
+            await self._bridge.start()
+        self._hold.stop()
+        self.timings.connected_at = time.monotonic()
+        logger.info("rep joined to the caller (%s)", "moved" if moved else "bridged")
+        first = rep.name.split()[0]
+        if brief.first_name:
+            line = prompts.render(self._lines["introduce"], caller=brief.first_name, rep=first)
+        else:
+            line = prompts.render(self._lines["introduce_unnamed"], rep=first)
+        self._session.input.set_audio_enabled(False)
+        await self._session.say(line, allow_interruptions=False).wait_for_playout()
+        # The agent leaves the conversation: its voice and ears go; the bridge (if any) stays
+        # until one side hangs up.
+        self._session.output.set_audio_enabled(False)
+        self._call.state.on_hold = False
+
+    async def _back_to_caller(self, outcome: TransferOutcome, detail: str | None) -> None:
+        self._hold.stop()
+        self._session.input.set_audio_enabled(True)
+        why = {
+            "no_rep_available": "nobody from the sales team is available right now",
+            "rep_declined": "the sales rep could not take the call",
+            "no_answer": "the sales rep did not pick up",
+            "failed": "the transfer did not go through",
+        }.get(outcome, "the transfer did not go through")
+        self._session.say(self._lines["no_rep"], allow_interruptions=False)
+        self._session.generate_reply(
+            instructions=(
+                f"The transfer to a sales rep did not work out: {why}. Do not repeat the apology. "
+                "Offer to book a meeting with the sales team now, or a callback at a time the "
+                "caller picks, and follow their choice with your tools."
+            )
+        )
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _race(self, work: Any) -> Any:
+        """``work``, unless the caller hangs up first (then _CallerLeft)."""
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(self._caller_gone.wait())
+        try:
+            done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise _CallerLeft
+
+    def _facts(self) -> Mapping[str, Any]:
+        facts: dict[str, Any] = dict(self._call.state.qualification.answers)
+        phone = self._call.state.caller_phone
+        if phone:
+            with contextlib.suppress(phonenumbers.NumberParseException):
+                region = phonenumbers.region_code_for_number(phonenumbers.parse(phone))
+                if region:
+                    facts[REGION] = region
+        return facts
+
+    def _lkapi(self) -> api.LiveKitAPI:
+        return self._api
+
+    async def _trunk_id(self) -> str | None:
+        """SIP_OUTBOUND_TRUNK_ID, else the outbound trunk provisioning created for us."""
+        if self._trunk is None:
+            self._trunk = self._settings.trunk_id or ""
+            if not self._trunk:
+                name = SipPlan(agent_name=self._settings.agent_name).outbound_trunk_name
+                listed = await self._api.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
+                found = [t.sip_trunk_id for t in listed.items if t.name == name]
+                self._trunk = found[0] if found else ""
+                if not found:
+                    logger.warning("no outbound trunk %r: reps cannot be reached by phone", name)
+        return self._trunk or None
+
+    def _token(self, room: str, identity: str) -> str:
+        return (
+            api.AccessToken(self._settings.api_key, self._settings.api_secret)
+            .with_identity(identity)
+            .with_kind("agent")
+            .with_grants(api.VideoGrants(room_join=True, room=room))
+            .to_jwt()
+        )
+
+    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == self._caller_identity():
+            self._caller_gone.set()
+            if self._bridge is not None or self._call.state.transfer == "rep_accepted":
+                ending = asyncio.ensure_future(self._end_bridged_call())
+                self._background.add(ending)
+                ending.add_done_callback(self._background.discard)
+
+    async def _end_bridged_call(self) -> None:
+        if self._consult is not None:
+            await self._consult.hang_up_rep()
+            await self._consult.aclose(delete_room=True)
+            self._consult = None
+        if self._bridge is not None:
+            await self._bridge.aclose()
+            self._bridge = None
+
+
+class _CallerLeft(Exception):
+    pass
