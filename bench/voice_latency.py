@@ -64,6 +64,7 @@ TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
 
 @dataclass
 class CallResult:
+    answer_ms: float | None = None  # INVITE sent -> 200 OK: the caller hears ringing meanwhile
     greeting_ms: float | None = None
     v2v_ms: list[float] = field(default_factory=list)
     barge_in_stop_ms: float | None = None
@@ -74,7 +75,8 @@ class CallResult:
 async def run_call(phone: TestPhone) -> CallResult:
     """One scripted call, measured at the phone."""
     result = CallResult()
-    assert phone.joined_at is not None
+    assert phone.joined_at is not None and phone.dialed_at is not None
+    result.answer_ms = (phone.joined_at - phone.dialed_at) * 1000
     greeting = await phone.agent_starts_speaking(after=phone.joined_at, limit_s=60)
     result.greeting_ms = (greeting - phone.joined_at) * 1000
     since = phone.joined_at
@@ -256,6 +258,7 @@ def summarise(
         "concurrency": concurrency,
         "calls": level["calls"],
         "turns": len(v2v),
+        "answer_ms": percentiles([r.answer_ms for r in done if r.answer_ms is not None]),
         "greeting_ms": percentiles([r.greeting_ms for r in done if r.greeting_ms is not None]),
         "v2v_ms": percentiles(v2v),
         "overhead_ms": percentiles([ms - configured for ms in v2v]),
@@ -341,8 +344,8 @@ def setting_grid(args: argparse.Namespace) -> list[dict[str, str]]:
 
 
 HEADER = (
-    f"{'profile':8} {'conc':>4} {'calls':>5} {'turns':>5} {'greet p50/p95':>14} "
-    f"{'v2v p50/p95':>12} {'overhead p50/p95':>17} {'barge p50/p95':>13} "
+    f"{'profile':8} {'conc':>4} {'calls':>5} {'turns':>5} {'answer p50/95':>12} "
+    f"{'greet p50/p95':>14} {'v2v p50/p95':>12} {'overhead p50/p95':>17} {'barge p50/p95':>13} "
     f"{'cut-off':>7} {'MB/call':>7} {'cpu%':>6}  settings"
 )
 
@@ -356,7 +359,8 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
     settings = " ".join(f"{k}={v}" for k, v in extra["settings"].items()) or "defaults"
     print(
         f"{run['profile']:8} {run['concurrency']:>4} {run['calls']:>5} {run['turns']:>5} "
-        f"{pair('greeting_ms'):>14} {pair('v2v_ms'):>12} {pair('overhead_ms'):>17} "
+        f"{pair('answer_ms'):>12} {pair('greeting_ms'):>14} {pair('v2v_ms'):>12} "
+        f"{pair('overhead_ms'):>17} "
         f"{pair('barge_in_stop_ms'):>13} {'-' if cut is None else f'{cut:.0%}':>7} "
         f"{run['worker_rss_mb_per_call']:>7} {run['worker_cpu_pct']:>6}  {settings}",
         flush=True,

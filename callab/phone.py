@@ -141,6 +141,7 @@ class TestPhone:
         self._clock = clock
         self.recording = Recording()
         self.said: list[SaidLine] = []
+        self.dialed_at: float | None = None  # INVITE sent (the caller pressed call)
         self.answered_at: float | None = None
         self.disconnected_at: float | None = None
         self.disconnect_reason: str | None = None
@@ -181,6 +182,8 @@ class TestPhone:
             digits=self._digits,
         )
         await self._sip.__aenter__()
+        if self.call_to is not None:
+            self.dialed_at = (await self._sip.event("dialing", limit_s=10)).at
         self._spawn(self._watch_hangup())
         if wait_answer:
             await self.answered()
@@ -289,6 +292,10 @@ class TestPhone:
             writer.close()
 
     async def _mic(self, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):  # the call ended under us
+            await self._speak(writer)
+
+    async def _speak(self, writer: asyncio.StreamWriter) -> None:
         noise = line_noise(FRAME_SAMPLES)
         plays_at = self._clock()  # when the next frame written goes out on the line
         line: tuple[str, np.ndarray, asyncio.Future[SaidLine]] | None = None
