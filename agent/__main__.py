@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 from pydantic import SecretStr
 
+import metrics
 from agent.backends import build_services
 from agent.settings import WorkerSettings, load_worker_settings
-from agent.worker import build_server
 from config import SettingsError
 from config.logs import setup_logging
 from integrations.errors import IntegrationError
@@ -90,7 +90,21 @@ async def replay_outbox_forever(settings: WorkerSettings) -> None:
         await services.crm.aclose()
 
 
+@contextlib.contextmanager
+def metrics_for(settings: WorkerSettings) -> Iterator[WorkerSettings]:
+    """With WORKER_METRICS_PORT, the directory every job process writes its metrics to."""
+    livekit = settings.livekit
+    if livekit.worker_metrics_port is None:
+        yield settings
+        return
+    with metrics.shared_directory(livekit.worker_metrics_dir) as directory:
+        yield settings.with_livekit(livekit.model_copy(update={"worker_metrics_dir": directory}))
+
+
 async def serve(settings: WorkerSettings) -> None:
+    # Imported here, after metrics_for: see metrics.multiprocess.
+    from agent.worker import build_server
+
     replaying = asyncio.create_task(replay_outbox_forever(settings))
     server = build_server(settings)
     loop = asyncio.get_running_loop()
@@ -145,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_worker_settings()
         setup_logging(settings.livekit.log_level)
         with contextlib.ExitStack() as running:
-            live = running.enter_context(livekit_for(settings))
+            measured = running.enter_context(metrics_for(settings))
+            live = running.enter_context(livekit_for(measured))
             if args.outbound:
                 running.enter_context(outbound_side(live))
             asyncio.run(serve(live))

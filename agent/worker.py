@@ -30,6 +30,7 @@ from integrations.errors import IntegrationError
 from integrations.masking import mask
 from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
+from metrics import CallMetrics, forget_finished_processes
 
 logger = logging.getLogger("agent.worker")
 
@@ -77,6 +78,8 @@ async def entrypoint(ctx: JobContext) -> None:
     settings: WorkerSettings = ctx.proc.userdata["settings"]
     services: Services = ctx.proc.userdata["services"]
     dial = dial_request(ctx.job.metadata, region=services.default_region)
+    call_metrics = CallMetrics(direction="outbound" if dial else "inbound")
+    ctx.add_shutdown_callback(call_metrics.aclose)
     await ctx.connect()
     if dial is not None:
         state = await open_call(
@@ -86,6 +89,7 @@ async def entrypoint(ctx: JobContext) -> None:
         state.lead = dial.lead
     else:
         caller = await ctx.wait_for_participant()
+        call_metrics.answered()
         state = await start_call_state(
             services, call_id=ctx.job.id, direction="inbound", participant=caller
         )
@@ -101,11 +105,14 @@ async def entrypoint(ctx: JobContext) -> None:
 
     async def record_call() -> None:
         recorded = await wrapup.run(session.history)
+        if recorded is not None:
+            call_metrics.ended(recorded.record.disposition)
         if reports is not None:
             await reports.completed(state, recorded)
 
     ctx.add_shutdown_callback(record_call)
     session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics))
+    call_metrics.watch(session)
     SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
@@ -118,6 +125,7 @@ async def entrypoint(ctx: JobContext) -> None:
         ),
     )
     if dial is not None and await dial_out(ctx, dial, state, reports):
+        call_metrics.answered()
         agent.callee_answered(quiet_s=QUIET_CALLEE_S)
 
 
@@ -296,7 +304,12 @@ def build_server(settings: WorkerSettings) -> AgentServer:
         load_fnc=slots.load,
         load_threshold=slots.threshold,
         num_idle_processes=slots.idle_processes,
+        # Off unless WORKER_METRICS_PORT is set; agent/__main__.py chose the directory.
+        prometheus_port=livekit.worker_metrics_port,
+        prometheus_multiproc_dir=str(livekit.worker_metrics_dir or "") or None,
     )
     report_slot_changes_at_once(server)
+    if livekit.worker_metrics_port is not None:
+        forget_finished_processes(server)
     server.rtc_session(entrypoint, agent_name=livekit.agent_name)
     return server

@@ -1,0 +1,31 @@
+"""The series names the worker and the lead API export, as a scrape shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.metrics import MetricWrapperBase
+
+from metrics.api import ApiMetrics
+from metrics.families import WORKER_FAMILIES
+
+# What each metric type adds to its name in the exposition format.
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+}
+
+
+def exported_names() -> frozenset[str]:
+    api = ApiMetrics()
+    families = [*WORKER_FAMILIES, api.requests, api.request_seconds, api.leads_accepted,
+                api.leads_refused]  # fmt: skip
+    return frozenset(_series(families))
+
+
+def _series(families: Iterable[MetricWrapperBase]) -> Iterable[str]:
+    for family in families:
+        for described in family.describe():
+            for suffix in _SUFFIXES[described.type]:
+                yield described.name + suffix
