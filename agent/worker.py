@@ -89,7 +89,8 @@ async def entrypoint(ctx: JobContext) -> None:
         state.lead = dial.lead
     else:
         caller = await ctx.wait_for_participant()
-        call_metrics.answered()
+        # the caller has waited since entering the room, dispatch and job start included
+        call_metrics.answered(at=caller.joined_at.timestamp() if caller.joined_at else None)
         state = await start_call_state(
             services, call_id=ctx.job.id, direction="inbound", participant=caller
         )

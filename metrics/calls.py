@@ -41,9 +41,10 @@ class CallMetrics:
         self._barge_in = BargeInClock(_record_barge_in)
         ACTIVE_CALLS.labels(direction).inc()
 
-    def answered(self) -> None:
-        """The caller is on the line: the greeting clock starts."""
-        self._answered_at = self._clock()
+    def answered(self, *, at: float | None = None) -> None:
+        """The caller is on the line (``at``, a Unix time; now if not given): the greeting
+        clock starts."""
+        self._answered_at = self._clock() if at is None else at
 
     def watch(self, session: Any) -> None:
         """Subscribe to an ``AgentSession``'s events (before ``session.start``)."""

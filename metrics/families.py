@@ -27,8 +27,8 @@ CALLS = Counter(
 )
 GREETING = Histogram(
     "sales_agent_greeting_seconds",
-    "From the caller on the line (inbound: seen in the room; outbound: answered) to the "
-    "agent's first audio",
+    "From the caller on the line (inbound: entered the room, by livekit-server's clock; "
+    "outbound: answered) to the agent's first audio",
     ["direction"],
     buckets=GREETING_BUCKETS,
 )

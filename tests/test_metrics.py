@@ -118,6 +118,15 @@ def test_the_greeting_is_timed_from_the_answer_to_the_first_agent_audio_once() -
     call.close()
 
 
+def test_the_greeting_can_be_timed_from_when_the_caller_entered_the_room() -> None:
+    greeting = Delta(("sales_agent_greeting_seconds_sum", {"direction": "inbound"}))
+    call, session = watched("inbound", clock=lambda: 100.0)
+    call.answered(at=98.5)  # livekit-server's join time, before the job even started
+    session.agent("listening", "speaking", at=100.5)
+    assert greeting.now() == [2.0]
+    call.close()
+
+
 def test_no_greeting_is_recorded_for_a_call_never_answered() -> None:
     greeting = Delta(("sales_agent_greeting_seconds_count", {"direction": "outbound"}))
     call, session = watched("outbound")
