@@ -185,6 +185,14 @@ class DialerSettings(BaseSettings):
     webhook_urls: str = Field("", description="csv of URLs that receive call results")
     webhook_secret: SecretStr | None = Field(None, description="HMAC key for the webhooks")
     webhook_max_attempts: int = Field(12, ge=1, le=50)
+    dialer_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics on 127.0.0.1; unset: off"
+    )
+
+    @field_validator("dialer_metrics_port", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator(
         "dialer_retry_busy_minutes",

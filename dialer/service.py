@@ -33,6 +33,7 @@ from dialer.sql_store import SqlStore
 from dialer.stores import open_store
 from dialer.webhooks import WebhookSender
 from localstack.stack import DEV_API_KEY, DEV_API_SECRET
+from metrics import DialerMetrics
 from telephony.provision import LOCAL_URL, SipPlan
 
 logger = logging.getLogger("dialer")
@@ -132,11 +133,15 @@ async def _loop(
         )  # fmt: skip
     logger.info("dialer running: at most %d calls, %.2f calls/s", policy.max_concurrent,
                 policy.pace.calls_per_second)  # fmt: skip
+    metrics = DialerMetrics()
+    if dialer.dialer_metrics_port is not None:
+        metrics.serve(dialer.dialer_metrics_port)
     while not stop.is_set():
         try:
-            await scheduler.tick()
-            if sender is not None:
-                await sender.deliver_due()
+            with metrics.timed_pass():
+                metrics.claimed(len(await scheduler.tick()))
+                if sender is not None:
+                    await sender.deliver_due()
         except Exception:  # a database or LiveKit hiccup must not end the dialer
             logger.exception("dialer pass failed; retrying")
         with contextlib.suppress(TimeoutError):

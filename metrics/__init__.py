@@ -5,6 +5,7 @@
   tools' failure boundary; ``shared_directory`` and ``forget_finished_processes`` so LiveKit
   Agents' own endpoint serves the sum over all job processes (see ``metrics.multiprocess``).
 - The lead API: ``ApiMetrics`` on its FastAPI app, at ``/metrics``.
+- The dialer (``DIALER_METRICS_PORT``): ``DialerMetrics``, its passes over the queue.
 - ``exported_names()``: every series name exported, which the Grafana dashboard
   (``metrics/grafana-dashboard.json``) may query and nothing else.
 
@@ -21,11 +22,13 @@ if TYPE_CHECKING:
     from metrics.api import ApiMetrics
     from metrics.calls import CallMetrics, tool_failed
     from metrics.catalog import exported_names
+    from metrics.dialer import DialerMetrics
     from metrics.multiprocess import forget_finished_processes, shared_directory
 
 _HOMES = {
     "ApiMetrics": "metrics.api",
     "CallMetrics": "metrics.calls",
+    "DialerMetrics": "metrics.dialer",
     "tool_failed": "metrics.calls",
     "exported_names": "metrics.catalog",
     "forget_finished_processes": "metrics.multiprocess",
@@ -42,6 +45,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ApiMetrics",
     "CallMetrics",
+    "DialerMetrics",
     "exported_names",
     "forget_finished_processes",
     "shared_directory",

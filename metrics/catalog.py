@@ -1,4 +1,4 @@
-"""The series names the worker and the lead API export, as a scrape shows them."""
+"""The series names the worker, the lead API and the dialer export, as a scrape shows them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from prometheus_client.metrics import MetricWrapperBase
 
 from metrics.api import ApiMetrics
+from metrics.dialer import DialerMetrics
 from metrics.families import WORKER_FAMILIES
 
 # What each metric type adds to its name in the exposition format.
@@ -18,9 +19,10 @@ _SUFFIXES = {
 
 
 def exported_names() -> frozenset[str]:
-    api = ApiMetrics()
+    api, dialer = ApiMetrics(), DialerMetrics()
     families = [*WORKER_FAMILIES, api.requests, api.request_seconds, api.leads_accepted,
-                api.leads_refused]  # fmt: skip
+                api.leads_refused, dialer.claims, dialer.pass_failures, dialer.pass_seconds,
+                dialer.last_pass]  # fmt: skip
     return frozenset(_series(families))
 
 

@@ -349,7 +349,7 @@ def test_the_directory_must_be_set_before_prometheus_client_is_imported(tmp_path
 DASHBOARD = REPO / "metrics" / "grafana-dashboard.json"
 _PROMQL_WORDS = frozenset({
     "sum", "avg", "min", "max", "count", "rate", "irate", "increase", "histogram_quantile",
-    "by", "without", "and", "or", "unless", "on", "ignoring",
+    "by", "without", "and", "or", "unless", "on", "ignoring", "time",
 })  # fmt: skip
 
 

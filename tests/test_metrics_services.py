@@ -1,5 +1,6 @@
-"""The lead API's own metrics, scraped from its /metrics over real HTTP: requests by route
-template and status, their latency, and leads accepted or refused by reason."""
+"""The lead API's and the dialer's own metrics, scraped over real HTTP: the API's requests by
+route template and status, their latency, and leads accepted or refused by reason; the
+dialer's passes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dialer.sql_store import SqlStore
+from metrics import DialerMetrics
 from tests.conftest import Clock
 from tests.dialer_support import open_test_store
 from tests.leadapi_support import make_app, serving
@@ -97,3 +99,25 @@ def test_two_apps_in_one_process_keep_their_own_counts(store: SqlStore, clock: C
         seen = scrape(base)
     labels = {"method": "GET", "route": "/health", "status": "200"}
     assert ("leadapi_requests_total", frozenset(labels.items())) not in seen
+
+
+def test_the_dialer_counts_its_passes_and_serves_them() -> None:
+    dialer = DialerMetrics(clock=lambda: 1_764_600_000.0)
+    with dialer.timed_pass():
+        dialer.claimed(3)
+    with pytest.raises(RuntimeError), dialer.timed_pass():
+        raise RuntimeError("the database went away")
+    server = dialer.serve(0)
+    try:
+        seen = scrape(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    def value(name: str) -> float:
+        return seen.get((name, frozenset()), 0.0)
+
+    assert value("dialer_claims_total") == 3
+    assert value("dialer_pass_failures_total") == 1
+    assert value("dialer_pass_seconds_count") == 2
+    assert value("dialer_last_pass_timestamp_seconds") == 1_764_600_000.0  # the good one
