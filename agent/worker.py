@@ -294,6 +294,7 @@ def _dial_failure(exc: api.TwirpError) -> str:
 def build_server(settings: WorkerSettings) -> AgentServer:
     livekit = settings.livekit
     slots = CallSlots(livekit.worker_max_calls)
+    metrics_dir = livekit.worker_metrics_dir
     server = AgentServer(
         setup_fnc=functools.partial(prewarm, settings),
         ws_url=livekit.livekit_url,
@@ -307,7 +308,7 @@ def build_server(settings: WorkerSettings) -> AgentServer:
         num_idle_processes=slots.idle_processes,
         # Off unless WORKER_METRICS_PORT is set; agent/__main__.py chose the directory.
         prometheus_port=livekit.worker_metrics_port,
-        prometheus_multiproc_dir=str(livekit.worker_metrics_dir or "") or None,
+        prometheus_multiproc_dir=str(metrics_dir) if metrics_dir else None,
     )
     report_slot_changes_at_once(server)
     if livekit.worker_metrics_port is not None:

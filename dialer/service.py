@@ -139,7 +139,8 @@ async def _loop(
     while not stop.is_set():
         try:
             with metrics.timed_pass():
-                metrics.claimed(len(await scheduler.tick()))
+                claims = await scheduler.tick()
+                metrics.claimed(len(claims))
                 if sender is not None:
                     await sender.deliver_due()
         except Exception:  # a database or LiveKit hiccup must not end the dialer
