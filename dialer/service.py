@@ -33,7 +33,6 @@ from dialer.sql_store import SqlStore
 from dialer.stores import open_store
 from dialer.webhooks import WebhookSender
 from localstack.stack import DEV_API_KEY, DEV_API_SECRET
-from metrics import DialerMetrics
 from telephony.provision import LOCAL_URL, SipPlan
 
 logger = logging.getLogger("dialer")
@@ -133,6 +132,10 @@ async def _loop(
         )  # fmt: skip
     logger.info("dialer running: at most %d calls, %.2f calls/s", policy.max_concurrent,
                 policy.pace.calls_per_second)  # fmt: skip
+    # Imported here: the worker's main process imports this module before it may import
+    # prometheus_client (see metrics.multiprocess).
+    from metrics import DialerMetrics
+
     metrics = DialerMetrics()
     if dialer.dialer_metrics_port is not None:
         metrics.serve(dialer.dialer_metrics_port)

@@ -344,6 +344,15 @@ def test_the_directory_must_be_set_before_prometheus_client_is_imported(tmp_path
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
+def test_starting_the_worker_imports_no_prometheus_client_before_its_directory_is_set() -> None:
+    # What `python -m agent` imports before main() runs; prometheus_client among them would
+    # keep the main process's metrics off the endpoint (the worker refuses to start).
+    code = "import sys, agent.__main__; print('prometheus_client' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=True, timeout=120)  # fmt: skip
+    assert done.stdout.strip() == "False"
+
+
 # --- the dashboard -------------------------------------------------------------------------
 
 DASHBOARD = REPO / "metrics" / "grafana-dashboard.json"

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from callab.audio import AudioToolMissing
 from callab.harness import CallLab, LabConfig
-from callab.scenarios import BARGE_IN_LINES, BARGE_IN_SCRIPT, CALLER
+from callab.scenarios import BARGE_IN_LINES, BARGE_IN_SCRIPT, CALLER, script
 from localstack import StackNotInstalled
 
 pytestmark = pytest.mark.e2e
@@ -65,18 +66,22 @@ async def scrape_until(port: int, name: str, *, limit_s: float = 40.0) -> Sample
     return samples
 
 
+async def start_measured_lab(tmp_path: Path, port: int, **config: Any) -> CallLab:
+    settings = {"WORKER_METRICS_PORT": str(port)}
+    try:
+        return await CallLab(
+            LabConfig(workdir=tmp_path / "lab", settings=settings, **config)
+        ).__aenter__()
+    except (StackNotInstalled, AudioToolMissing) as exc:
+        pytest.fail(f"{exc}", pytrace=False)
+
+
 async def test_one_call_moves_the_worker_metrics_across_its_processes(tmp_path: Path) -> None:
     port = _free_port()
     question, interruption = BARGE_IN_LINES
-    config = LabConfig(
-        workdir=tmp_path / "lab", script=BARGE_IN_SCRIPT,
-        utterances=[question.heard, interruption.heard],
-        settings={"WORKER_METRICS_PORT": str(port)},
-    )  # fmt: skip
-    try:
-        lab = await CallLab(config).__aenter__()
-    except (StackNotInstalled, AudioToolMissing) as exc:
-        pytest.fail(f"{exc}", pytrace=False)
+    lab = await start_measured_lab(
+        tmp_path, port, script=BARGE_IN_SCRIPT, utterances=[question.heard, interruption.heard]
+    )
     try:
         idle = await scrape(port)
         assert total(idle, "sales_agent_active_calls") == 0
@@ -122,3 +127,23 @@ async def test_one_call_moves_the_worker_metrics_across_its_processes(tmp_path: 
     heard_stop_s = max(talking_over, default=barge.started_at) - barge.started_at
     print(f"barge-in stop: worker {stop_s * 1000:.0f} ms, phone {heard_stop_s * 1000:.0f} ms")
     assert 0 < stop_s < 1.5
+
+
+async def test_an_outbound_call_never_answered_is_counted_not_reached_and_never_greeted(
+    tmp_path: Path,
+) -> None:
+    # No trunk by that id: LiveKit refuses the dial at once and the job ends itself.
+    port = _free_port()
+    lab = await start_measured_lab(tmp_path, port, script=script([]), utterances=[])
+    try:
+        await lab.dispatch_outbound(CALLER, sip_trunk_id="ST_no_such_trunk")
+        after = await scrape_until(port, "sales_agent_calls_total")
+        await lab.wait_worker_idle()
+        settled = await scrape(port)
+    finally:
+        await lab.aclose()
+    calls = {dict(ls)["disposition"]: v for (n, ls), v in after.items()
+             if n == "sales_agent_calls_total" and ("direction", "outbound") in ls}  # fmt: skip
+    assert calls == {"not_reached": 1}
+    assert total(settled, "sales_agent_active_calls") == 0
+    assert total(settled, "sales_agent_greeting_seconds_count") == 0
