@@ -300,7 +300,7 @@ def build_server(settings: WorkerSettings) -> AgentServer:
         ws_url=livekit.livekit_url,
         api_key=livekit.livekit_api_key,
         api_secret=livekit.api_secret(),
-        host="127.0.0.1",
+        host=livekit.worker_http_host,
         port=livekit.worker_http_port,
         # Load is the share of call slots in use, not the machine's CPU: see agent/capacity.py.
         load_fnc=slots.load,
