@@ -21,6 +21,7 @@ from config import SettingsError
 from config.logs import setup_logging
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox
+from metrics.multiprocess import DIRECTORY_VARIABLE
 
 logger = logging.getLogger("agent")
 
@@ -132,6 +133,7 @@ def outbound_side(settings: WorkerSettings) -> Iterator[None]:
     env = {**os.environ, "LIVEKIT_URL": livekit.livekit_url or ""}
     env["LIVEKIT_API_KEY"] = livekit.livekit_api_key or ""
     env["LIVEKIT_API_SECRET"] = livekit.api_secret() or ""
+    env.pop(DIRECTORY_VARIABLE, None)  # they serve their own metrics, not into the worker's
     children = [
         subprocess.Popen([sys.executable, "-m", module], env=env)
         for module in ("dialer", "leadapi")
