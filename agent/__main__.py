@@ -14,13 +14,14 @@ from collections.abc import Iterator
 
 from pydantic import SecretStr
 
+import metrics
 from agent.backends import build_services
 from agent.settings import WorkerSettings, load_worker_settings
-from agent.worker import build_server
 from config import SettingsError
 from config.logs import setup_logging
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox
+from metrics.multiprocess import DIRECTORY_VARIABLE
 
 logger = logging.getLogger("agent")
 
@@ -90,7 +91,21 @@ async def replay_outbox_forever(settings: WorkerSettings) -> None:
         await services.crm.aclose()
 
 
+@contextlib.contextmanager
+def metrics_for(settings: WorkerSettings) -> Iterator[WorkerSettings]:
+    """With WORKER_METRICS_PORT, the directory every job process writes its metrics to."""
+    livekit = settings.livekit
+    if livekit.worker_metrics_port is None:
+        yield settings
+        return
+    with metrics.shared_directory(livekit.worker_metrics_dir) as directory:
+        yield settings.with_livekit(livekit.model_copy(update={"worker_metrics_dir": directory}))
+
+
 async def serve(settings: WorkerSettings) -> None:
+    # Imported here, after metrics_for: see metrics.multiprocess.
+    from agent.worker import build_server
+
     replaying = asyncio.create_task(replay_outbox_forever(settings))
     server = build_server(settings)
     loop = asyncio.get_running_loop()
@@ -118,6 +133,7 @@ def outbound_side(settings: WorkerSettings) -> Iterator[None]:
     env = {**os.environ, "LIVEKIT_URL": livekit.livekit_url or ""}
     env["LIVEKIT_API_KEY"] = livekit.livekit_api_key or ""
     env["LIVEKIT_API_SECRET"] = livekit.api_secret() or ""
+    env.pop(DIRECTORY_VARIABLE, None)  # they serve their own metrics, not into the worker's
     children = [
         subprocess.Popen([sys.executable, "-m", module], env=env)
         for module in ("dialer", "leadapi")
@@ -145,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_worker_settings()
         setup_logging(settings.livekit.log_level)
         with contextlib.ExitStack() as running:
-            live = running.enter_context(livekit_for(settings))
+            measured = running.enter_context(metrics_for(settings))
+            live = running.enter_context(livekit_for(measured))
             if args.outbound:
                 running.enter_context(outbound_side(live))
             asyncio.run(serve(live))

@@ -30,6 +30,7 @@ from integrations.errors import IntegrationError
 from integrations.masking import mask
 from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
+from metrics import CallMetrics, forget_finished_processes
 from transfer import DeskSettings, Roster, TransferDesk, hold_music_file, load_routing
 
 logger = logging.getLogger("agent.worker")
@@ -80,6 +81,8 @@ async def entrypoint(ctx: JobContext) -> None:
     settings: WorkerSettings = ctx.proc.userdata["settings"]
     services: Services = ctx.proc.userdata["services"]
     dial = dial_request(ctx.job.metadata, region=services.default_region)
+    call_metrics = CallMetrics(direction="outbound" if dial else "inbound")
+    ctx.add_shutdown_callback(call_metrics.aclose)
     await ctx.connect()
     if dial is not None:
         state = await open_call(
@@ -89,6 +92,8 @@ async def entrypoint(ctx: JobContext) -> None:
         state.lead = dial.lead
     else:
         caller = await ctx.wait_for_participant()
+        # the caller has waited since entering the room, dispatch and job start included
+        call_metrics.answered(at=caller.joined_at.timestamp() if caller.joined_at else None)
         state = await start_call_state(
             services, call_id=ctx.job.id, direction="inbound", participant=caller
         )
@@ -108,12 +113,15 @@ async def entrypoint(ctx: JobContext) -> None:
     async def record_call() -> None:
         await desk.settled()  # a transfer's outcome belongs in the record
         recorded = await wrapup.run(session.history)
+        if recorded is not None:
+            call_metrics.ended(recorded.record.disposition)
         if reports is not None:
             await reports.completed(state, recorded)
 
     ctx.add_shutdown_callback(record_call)
     ctx.add_shutdown_callback(desk.aclose)
     session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics))
+    call_metrics.watch(session)
     SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
@@ -126,6 +134,7 @@ async def entrypoint(ctx: JobContext) -> None:
         ),
     )
     if dial is not None and await dial_out(ctx, dial, state, reports):
+        call_metrics.answered()
         agent.callee_answered(quiet_s=QUIET_CALLEE_S)
 
 
@@ -314,18 +323,24 @@ def _dial_failure(exc: api.TwirpError) -> str:
 def build_server(settings: WorkerSettings) -> AgentServer:
     livekit = settings.livekit
     slots = CallSlots(livekit.worker_max_calls)
+    metrics_dir = livekit.worker_metrics_dir
     server = AgentServer(
         setup_fnc=functools.partial(prewarm, settings),
         ws_url=livekit.livekit_url,
         api_key=livekit.livekit_api_key,
         api_secret=livekit.api_secret(),
-        host="127.0.0.1",
+        host=livekit.worker_http_host,
         port=livekit.worker_http_port,
         # Load is the share of call slots in use, not the machine's CPU: see agent/capacity.py.
         load_fnc=slots.load,
         load_threshold=slots.threshold,
         num_idle_processes=slots.idle_processes,
+        # Off unless WORKER_METRICS_PORT is set; agent/__main__.py chose the directory.
+        prometheus_port=livekit.worker_metrics_port,
+        prometheus_multiproc_dir=str(metrics_dir) if metrics_dir else None,
     )
     report_slot_changes_at_once(server)
+    if livekit.worker_metrics_port is not None:
+        forget_finished_processes(server)
     server.rtc_session(entrypoint, agent_name=livekit.agent_name)
     return server

@@ -25,7 +25,21 @@ class LiveKitSettings(BaseSettings):
     agent_name: str = Field("sales-agent", description="name dispatch rules use to reach us")
     worker_max_calls: int = Field(3, ge=1, le=50, description="calls one worker takes at once")
     worker_http_port: int = Field(8081, ge=0, le=65535, description="health check; 0: any free")
+    worker_http_host: str = Field(
+        "127.0.0.1", description="address of the health check and metrics; 0.0.0.0: all"
+    )
+    worker_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics; unset: off, 0: any free port"
+    )
+    worker_metrics_dir: Path | None = Field(
+        None, description="job processes' metric files, emptied at start; unset: a temp dir"
+    )
     log_level: str = "INFO"
+
+    @field_validator("worker_metrics_port", "worker_metrics_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     def api_secret(self) -> str | None:
         return self.livekit_api_secret.get_secret_value() if self.livekit_api_secret else None
@@ -174,6 +188,14 @@ class DialerSettings(BaseSettings):
     webhook_urls: str = Field("", description="csv of URLs that receive call results")
     webhook_secret: SecretStr | None = Field(None, description="HMAC key for the webhooks")
     webhook_max_attempts: int = Field(12, ge=1, le=50)
+    dialer_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics on 127.0.0.1; unset: off"
+    )
+
+    @field_validator("dialer_metrics_port", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator(
         "dialer_retry_busy_minutes",

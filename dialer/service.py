@@ -132,11 +132,20 @@ async def _loop(
         )  # fmt: skip
     logger.info("dialer running: at most %d calls, %.2f calls/s", policy.max_concurrent,
                 policy.pace.calls_per_second)  # fmt: skip
+    # Imported here: the worker's main process imports this module before it may import
+    # prometheus_client (see metrics.multiprocess).
+    from metrics import DialerMetrics
+
+    metrics = DialerMetrics()
+    if dialer.dialer_metrics_port is not None:
+        metrics.serve(dialer.dialer_metrics_port)
     while not stop.is_set():
         try:
-            await scheduler.tick()
-            if sender is not None:
-                await sender.deliver_due()
+            with metrics.timed_pass():
+                claims = await scheduler.tick()
+                metrics.claimed(len(claims))
+                if sender is not None:
+                    await sender.deliver_due()
         except Exception:  # a database or LiveKit hiccup must not end the dialer
             logger.exception("dialer pass failed; retrying")
         with contextlib.suppress(TimeoutError):

@@ -44,6 +44,7 @@ from leadapi.schemas import (
     ProgressIn,
     Refusal,
 )
+from metrics.api import ApiMetrics
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _bearer = HTTPBearer(auto_error=False, description="an API key from `python -m leadapi keys`")
@@ -57,6 +58,7 @@ class ApiDeps:
     rules: AdmissionRules
     now: Callable[[], datetime]
     random_hex: Callable[[], str] = field(default=lambda: secrets.token_hex(12))
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)  # served at /metrics
 
 
 _UNAUTHORISED = {"detail": "a valid API key is required"}
@@ -92,6 +94,7 @@ def build_app(deps: ApiDeps) -> FastAPI:
     _dnc_routes(router, deps)
     _campaign_routes(router, deps)
     app.include_router(router)
+    deps.metrics.install(app)
     return app
 
 
@@ -136,9 +139,13 @@ def _lead_routes(router: APIRouter, deps: ApiDeps) -> None:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> LeadAccepted:
         now = deps.now()
-        campaign = _known_campaign(deps, lead.campaign)
-        call = call_for(lead, rules=deps.rules, campaign=campaign,
-                        call_id=new_call_id(deps.random_hex), now=now)  # fmt: skip
+        try:
+            campaign = _known_campaign(deps, lead.campaign)
+            call = call_for(lead, rules=deps.rules, campaign=campaign,
+                            call_id=new_call_id(deps.random_hex), now=now)  # fmt: skip
+        except LeadRejected as exc:
+            deps.metrics.lead_refused(_refusal_reason(exc))
+            raise
         idem = (
             IdempotencyKey(key.id, idempotency_key, fingerprint(lead)) if idempotency_key else None
         )
@@ -146,9 +153,12 @@ def _lead_routes(router: APIRouter, deps: ApiDeps) -> None:
         try:
             admission = deps.store.admit(call, idempotency=idem, dedupe_since=dedupe)
         except IdempotencyConflict as exc:
+            deps.metrics.lead_refused("idempotency_key_reused")
             raise _refuse(409, "idempotency_key_reused", str(exc)) from None
         if admission.outcome == "do_not_call" or admission.call_id is None:
+            deps.metrics.lead_refused("do_not_call")
             raise _refuse(409, "do_not_call", "this number is on the do-not-call list")
+        deps.metrics.lead_accepted(duplicate=admission.outcome == "duplicate")
         if admission.outcome == "duplicate":
             response.status_code = 200
         return LeadAccepted(
@@ -157,6 +167,10 @@ def _lead_routes(router: APIRouter, deps: ApiDeps) -> None:
             status_url=str(request.url_for("get_call", call_id=admission.call_id)),
             duplicate=admission.outcome == "duplicate",
         )  # fmt: skip
+
+
+def _refusal_reason(exc: LeadRejected) -> str:
+    return exc.kind if exc.kind != "value_error" else f"invalid_{exc.field}"
 
 
 def _known_campaign(deps: ApiDeps, name: str | None) -> Campaign | None:

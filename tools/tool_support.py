@@ -13,6 +13,7 @@ from livekit.agents import ToolError
 
 from calls.call import Call  # runtime import: LiveKit resolves tool type hints
 from integrations.errors import IntegrationError, OutcomeUnknown, TemporarilyUnavailable
+from metrics import tool_failed
 
 logger = logging.getLogger("tools")
 T = TypeVar("T")
@@ -24,22 +25,26 @@ async def speakable_failures(system: str) -> AsyncIterator[None]:
     try:
         yield
     except TimeoutError:
+        tool_failed(system, "timeout")
         raise ToolError(
             f"The {system} did not answer in time, so nothing was changed. Tell the caller "
             "honestly and offer to have someone from the team follow up by email."
         ) from None
     except TemporarilyUnavailable:
+        tool_failed(system, "unavailable")
         raise ToolError(
             f"The {system} is unavailable right now, so nothing was changed. Tell the caller "
             "honestly and offer to have someone from the team follow up by email."
         ) from None
     except OutcomeUnknown:
+        tool_failed(system, "outcome_unknown")
         raise ToolError(
             f"The {system} did not confirm the change. Do not tell the caller it is done; say "
             "the team will confirm by email."
         ) from None
     except IntegrationError as exc:
         logger.warning("%s error: %s", system, exc)
+        tool_failed(system, "rejected")
         raise ToolError(
             f"The {system} rejected the request. Do not claim it succeeded; offer to have "
             "someone follow up by email."
