@@ -3,7 +3,9 @@ or, for a mailbox, leave the message after the beep and hang up."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from livekit.agents import AgentSession
@@ -29,9 +31,16 @@ async def handle_answer(
     screen: CalleeScreen, *, session: AgentSession[Any], call: Call, opener: Opener
 ) -> Decision | None:
     """Act on each of the screen's decisions until it has nothing more to decide; returns the
-    last one."""
+    last one. The screen is closed when this returns (its beep listener stops)."""
+    async with contextlib.aclosing(screen.decisions()) as decisions:
+        return await _act(decisions, session=session, call=call, opener=opener)
+
+
+async def _act(
+    decisions: AsyncIterator[Decision], *, session: AgentSession[Any], call: Call, opener: Opener
+) -> Decision | None:
     last: Decision | None = None
-    async for decision in screen.decisions():
+    async for decision in decisions:
         last = decision
         logger.info("callee screened: %s (%s)", decision.action, decision.reason)
         if decision.action == "open":

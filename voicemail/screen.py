@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -110,7 +110,7 @@ class CalleeScreen:
         self._session.on("user_state_changed", self._on_user_state)
         self._tasks.append(asyncio.create_task(self._listen_for_beeps()))
 
-    async def decisions(self) -> AsyncIterator[Decision]:
+    async def decisions(self) -> AsyncGenerator[Decision, None]:
         """What to do, as it is decided; it ends once nothing can change any more."""
         assert self._amd is not None, "start() the screen before the callee answers"
         screening = self.screening = Screening(answered_at=self._clock(), timings=self._timings)
