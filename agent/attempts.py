@@ -1,5 +1,6 @@
 """Telling the dialer how an outbound attempt went: answered, not reached (with the SIP
-status), and once the call is recorded, its disposition, summary, answers and booking.
+status), a mailbox (voicemail), and once the call is recorded, its disposition, summary,
+answers and booking.
 
 The dialer's store calls block, so they run in a thread; a report that fails is logged and
 the dialer's reconciler closes the attempt later, so a store outage never costs the call.
@@ -42,7 +43,10 @@ class AttemptReports:
             if booking is not None and booking.status == "confirmed"
             else None,
         )
-        if state.callback_at is not None:  # answered; they chose when we call again
+        if state.voicemail is not None:  # a mailbox answered: retried on the voicemail schedule
+            report = AttemptReport(self.ref.call_id, self.ref.attempt, "voicemail",
+                                   detail=state.voicemail_reason, result=result)  # fmt: skip
+        elif state.callback_at is not None:  # answered; they chose when we call again
             report = AttemptReport(self.ref.call_id, self.ref.attempt, "callback",
                                    result=result, callback_at=state.callback_at)  # fmt: skip
         else:

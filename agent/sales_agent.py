@@ -102,7 +102,12 @@ def call_context(call: Call) -> str:
 class SalesAgent(Agent):
     """The agent of one call. An inbound caller is greeted at once. An outbound callee picks
     up and speaks first ("Hello?"): their first turn is answered with the opener, not by the
-    LLM, and a callee who stays quiet is greeted after a moment (``callee_answered``)."""
+    LLM, and a callee who stays quiet is greeted after a moment (``callee_answered``).
+
+    With voicemail detection the opener is queued as usual, but LiveKit's AMD holds it back
+    until it has heard enough: a person hears it the moment AMD says so (already
+    synthesised), a mailbox never does (AMD cancels it) and ``stop_conversation`` keeps the
+    agent from answering the mailbox's turns."""
 
     def __init__(self, call: Call, *, greet_on_enter: bool = True) -> None:
         chat_ctx = ChatContext.empty()
@@ -115,6 +120,7 @@ class SalesAgent(Agent):
         self._call = call
         self._greet_on_enter = greet_on_enter
         self._greeted = False
+        self._talking = True  # False once a mailbox answered
         self._quiet_callee: asyncio.Task[None] | None = None
 
     async def on_enter(self) -> None:
@@ -122,7 +128,7 @@ class SalesAgent(Agent):
             self.greet()
 
     def greet(self) -> None:
-        if self._greeted:
+        if self._greeted or not self._talking:
             return
         self._greeted = True
         self.session.say(greeting(self._call))
@@ -132,6 +138,10 @@ class SalesAgent(Agent):
         them saying nothing."""
         self._quiet_callee = asyncio.create_task(self._greet_if_quiet(quiet_s))
 
+    def stop_conversation(self) -> None:
+        """A machine answered: its greeting and prompts are heard, never answered."""
+        self._talking = False
+
     async def _greet_if_quiet(self, quiet_s: float) -> None:
         await asyncio.sleep(quiet_s)
         if self.session.user_state != "speaking":
@@ -140,10 +150,11 @@ class SalesAgent(Agent):
     async def on_user_turn_completed(
         self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
     ) -> None:
-        if self._greeted:
+        if self._greeted and self._talking:
             return
-        # The callee's "Hello?" is answered with the opener, not the LLM; it stays in the
-        # conversation (and the transcript), which skipping the turn would otherwise drop.
+        # The callee's "Hello?" is answered with the opener, not the LLM (and a mailbox's
+        # greeting not at all); it stays in the conversation (and the transcript), which
+        # skipping the turn would otherwise drop.
         context = self.chat_ctx.copy()
         context.insert(new_message)
         await self.update_chat_ctx(context)

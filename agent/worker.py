@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit import api, rtc
-from livekit.agents import AgentServer, JobContext, JobProcess
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess
 from livekit.plugins import silero
 
 from agent.attempts import AttemptReports
@@ -32,6 +32,7 @@ from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
 from metrics import CallMetrics, forget_finished_processes
 from transfer import DeskSettings, Roster, TransferDesk, hold_music_file, load_routing
+from voicemail import CalleeScreen, ScreenTimings, handle_answer, participant_audio
 
 logger = logging.getLogger("agent.worker")
 
@@ -133,9 +134,40 @@ async def entrypoint(ctx: JobContext) -> None:
             settings.voice, participant_identity=dial.identity if dial else None
         ),
     )
-    if dial is not None and await dial_out(ctx, dial, state, reports):
-        call_metrics.answered()
-        agent.callee_answered(quiet_s=QUIET_CALLEE_S)
+    if dial is not None:
+        await call_out(ctx, settings, session, call, agent, dial, reports, call_metrics)
+
+
+async def call_out(
+    ctx: JobContext,
+    settings: WorkerSettings,
+    session: AgentSession[Call],
+    call: Call,
+    agent: SalesAgent,
+    dial: DialRequest,
+    reports: AttemptReports | None,
+    call_metrics: CallMetrics,
+) -> None:
+    """Dial, and once answered, open for a person or leave a message on a mailbox. The screen
+    starts before the dial, so not a word of the callee is missed."""
+    business = settings.business
+    screen = None
+    if business.voicemail_detection:
+        screen = CalleeScreen(
+            session, callee_audio=participant_audio(ctx.room, dial.identity),
+            participant_identity=dial.identity,
+            timings=ScreenTimings(no_beep_s=business.voicemail_no_beep_seconds),
+            on_machine=agent.stop_conversation,
+        )  # fmt: skip
+        await screen.start()
+    if not await dial_out(ctx, dial, state=call.state, reports=reports):
+        if screen is not None:
+            await screen.aclose()
+        return
+    call_metrics.answered()
+    agent.callee_answered(quiet_s=QUIET_CALLEE_S)
+    if screen is not None:
+        await handle_answer(screen, session=session, call=call, opener=agent)
 
 
 def transfer_desk(
@@ -287,7 +319,7 @@ def _lead(raw: object) -> Lead | None:
 
 
 async def dial_out(
-    ctx: JobContext, dial: DialRequest, state: CallState, reports: AttemptReports | None
+    ctx: JobContext, dial: DialRequest, *, state: CallState, reports: AttemptReports | None
 ) -> bool:
     """Dial the lead and wait for the answer. A busy line, no answer or a refusal is an
     outcome, not a crash: it is recorded on the call, told to the dialer, and the job ends."""

@@ -21,14 +21,17 @@ Disposition = Literal[
     "support",
     "hung_up",
     "not_reached",
+    "voicemail",
 ]
 DISPOSITIONS: tuple[str, ...] = (
     "booked", "qualified", "transferred", "nurture", "disqualified", "support", "hung_up",
-    "not_reached",
+    "not_reached", "voicemail",
 )  # fmt: skip
-# The dispositions the agent says goodbye with: a caller who hung up, or an outbound call never
-# answered ("not_reached"), hears no goodbye.
-SPOKEN_DISPOSITIONS: tuple[str, ...] = DISPOSITIONS[:-2]
+# The dispositions the agent says goodbye with: a caller who hung up, an outbound call never
+# answered ("not_reached") and a mailbox ("voicemail": the message is its own ending) hear none.
+SPOKEN_DISPOSITIONS: tuple[str, ...] = DISPOSITIONS[:-3]
+# What happened when a machine answered an outbound call.
+VoicemailOutcome = Literal["message_left", "no_message"]
 TransferOutcome = Literal[
     "rep_accepted", "rep_declined", "no_answer", "no_rep_available", "caller_hung_up", "failed"
 ]
@@ -82,6 +85,8 @@ class CallState:
     do_not_call: bool = False  # the caller asked us never to call again
     callback_at: datetime | None = None  # the caller asked to be called back then
     dial_failure: str | None = None  # why an outbound call never connected, e.g. "486 Busy Here"
+    voicemail: VoicemailOutcome | None = None  # a machine answered, not the lead
+    voicemail_reason: str | None = None  # how it was told apart, e.g. "beep", "amd:machine-vm"
 
     @property
     def agent_stepped_aside(self) -> bool:
@@ -99,6 +104,8 @@ class CallState:
             return "booked"
         if self.dial_failure is not None:
             return "not_reached"
+        if self.voicemail is not None:
+            return "voicemail"
         if self.transfer == "rep_accepted":
             return "transferred"
         if self.support_issue:

@@ -114,9 +114,17 @@ def call_facts(state: CallState) -> dict[str, str]:
         ("transfer_rep", state.transfer_rep),
         ("transfer_detail", state.transfer_detail),
         ("not_reached", state.dial_failure),
+        ("voicemail", _voicemail_fact(state)),
         ("do_not_call", "yes" if state.do_not_call else None),
         ("call_back_at", state.callback_at.isoformat() if state.callback_at else None),
     ):
         if value:
             facts[label] = value
     return facts
+
+
+def _voicemail_fact(state: CallState) -> str | None:
+    if state.voicemail is None:
+        return None
+    reason = f" ({state.voicemail_reason})" if state.voicemail_reason else ""
+    return f"{state.voicemail.replace('_', ' ')}{reason}"

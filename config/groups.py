@@ -99,6 +99,12 @@ class BusinessSettings(BaseSettings):
     announce_recording: bool = True
     max_call_seconds: float = Field(900, gt=30)
     silence_timeout_seconds: float = Field(8.0, gt=1)
+    voicemail_detection: bool = Field(
+        True, description="on outbound calls, tell mailboxes from people and leave a message"
+    )
+    voicemail_no_beep_seconds: float = Field(
+        2.5, gt=0, le=15, description="after a mailbox's greeting with no beep, speak after this"
+    )
 
     @field_validator("business_time_zone")
     @classmethod

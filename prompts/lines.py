@@ -69,3 +69,21 @@ def _text(raw: dict[str, Any], key: str, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise PromptError(f"prompts/{name} needs a line for {key!r}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailLines:
+    callback_number: str
+    greeting_named: str
+    greeting_unnamed: str
+    reason: str
+    no_reason: str
+    ai_disclosure: str
+    call_back: str
+    sign_off: str
+
+
+@cache
+def voicemail_lines(name: str = "voicemail.yaml") -> VoicemailLines:
+    raw = _mapping(name)
+    return VoicemailLines(**{f.name: _text(raw, f.name, name) for f in fields(VoicemailLines)})

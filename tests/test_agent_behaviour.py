@@ -324,6 +324,24 @@ async def test_outbound_callee_who_stays_quiet_is_greeted_anyway(world):
         assert spoken_lines(session) == [greeting(the_call)]
 
 
+async def test_a_mailbox_is_never_answered_once_the_agent_stops_the_conversation(world):
+    from livekit.agents import ChatContext, ChatMessage, StopResponse
+
+    the_call = new_call(world.services, caller_phone=CALLER, direction="outbound")
+    async with AgentSession[LiveCall](llm=ScriptedLLM([]), userdata=the_call) as session:
+        agent = SalesAgent(the_call, greet_on_enter=False)
+        await session.start(agent)
+        agent.stop_conversation()  # the screen decided: a machine
+        greeting_turn = ChatMessage(role="user", content=["Hi, you've reached Dana."])
+        for _ in range(2):  # its greeting, then whatever else it says
+            with pytest.raises(StopResponse):
+                await agent.on_user_turn_completed(ChatContext.empty(), greeting_turn)
+        agent.callee_answered(quiet_s=0.05)
+        await asyncio.sleep(0.3)
+        assert spoken_lines(session) == []  # no opener, no LLM reply
+    assert any(i.id == greeting_turn.id for i in session.history.items)  # kept in the transcript
+
+
 def spoken_lines(session) -> list[str]:
     return [i.text_content for i in session.history.items
             if i.type == "message" and i.role == "assistant"]  # fmt: skip

@@ -16,8 +16,9 @@ from calls.qualification import (
 )
 from calls.state import DISPOSITIONS, SPOKEN_DISPOSITIONS, Lead
 from integrations.crm import Contact
-from prompts.lines import closing_lines, greeting_lines
+from prompts.lines import closing_lines, greeting_lines, voicemail_lines
 from tests.agent_harness import new_call
+from voicemail import voicemail_message
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +29,7 @@ PROMPT_FILES = sorted(
 
 def test_every_prompt_file_loads():
     assert {"system.md", "summary.md", "criteria.yaml", "greeting.yaml", "closings.yaml",
-            "business.yaml"} <= set(PROMPT_FILES)  # fmt: skip
+            "business.yaml", "voicemail.yaml"} <= set(PROMPT_FILES)  # fmt: skip
     for name in PROMPT_FILES:
         loaded = prompts.load_yaml(name) if name.endswith(".yaml") else prompts.load_text(name)
         assert loaded
@@ -55,7 +56,7 @@ def test_missing_placeholder_is_an_error():
 def test_closings_cover_every_disposition_the_agent_ends_with():
     closings = closing_lines()
     assert set(closings.goodbye) == set(SPOKEN_DISPOSITIONS)
-    assert set(DISPOSITIONS) - set(SPOKEN_DISPOSITIONS) == {"hung_up", "not_reached"}
+    assert set(DISPOSITIONS) - set(SPOKEN_DISPOSITIONS) == {"hung_up", "not_reached", "voicemail"}
     assert len(closings.silence_nudges) == 2
 
 
@@ -149,3 +150,22 @@ def test_bad_criteria_file_is_rejected(monkeypatch):
         {"key": "a", "type": "choice", "question": "?"}]}]})  # fmt: skip
     with pytest.raises(CriteriaError):
         load_criteria()
+
+
+def test_the_voicemail_message_names_the_lead_us_the_reason_and_how_to_call_back(world):
+    out = new_call(world.services, direction="outbound")
+    out.state.lead = Lead(name="Dana Whitfield", company="Acme", reason="sales forecasting")
+    message = voicemail_message(out)
+    business = world.services.business
+    assert message.startswith(
+        f"Hi Dana, this is {business.agent_name} from {business.company_name}"
+    )
+    assert "sales forecasting" in message and voicemail_lines().callback_number in message
+    assert "$" not in message
+
+
+def test_the_voicemail_message_without_a_lead_stays_polite_and_generic(world):
+    out = new_call(world.services, direction="outbound", caller_phone=None)
+    message = voicemail_message(out)
+    assert message.startswith(voicemail_lines().greeting_unnamed.split("$")[0])
+    assert voicemail_lines().no_reason in message and "$" not in message

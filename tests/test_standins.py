@@ -15,13 +15,14 @@ import aiohttp
 import numpy as np
 import pytest
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, RunResult, llm, stt
+from livekit.agents import Agent, AgentSession, AMDCategory, RunResult, llm, stt
 from livekit.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, function_tool
 from livekit.plugins import cartesia, deepgram, openai
 
 from callab.standins.cartesia_tts import CartesiaTTSStandin
 from callab.standins.chat_script import ChatScript
 from callab.standins.deepgram_stt import DeepgramSTTStandin
+from callab.standins.greeting_rules import amd_labels, classify_greeting
 from callab.standins.openai_chat import OpenAIChatStandin
 from callab.standins.speech import synthesize_blocking
 
@@ -469,3 +470,40 @@ async def test_standins_run_as_processes(
     assert text == "Hello from the script."
     assert heard.alternatives[0].text == "Yes, speaking."
     assert _audio_stats(frames)[0] > 0.3
+
+
+# --- LiveKit's answering-machine classification: the stand-in's rule --------------------
+
+
+async def save_prediction(label: AMDCategory) -> None:
+    """Record the category of the call greeting."""
+
+
+@pytest.mark.parametrize(
+    ("transcript", "label"),
+    [
+        ("Hello, this is Dana.", "human"),
+        ("Yeah, who's this?", "human"),
+        ("Hi, you've reached Dana. Please leave a message after the tone.", "machine-vm"),
+        ("The person you are calling is not available. Press 1 for more options.", "machine-vm"),
+        ("The mailbox is full and cannot accept any messages at this time.", "machine-unavailable"),
+        ("For sales, press one. For support, press two.", "machine-ivr"),
+    ],
+)
+async def test_llm_answers_amd_classification_by_its_rule_over_the_transcript(
+    chat_llm: openai.LLM, chat_server: OpenAIChatStandin, transcript: str, label: str
+) -> None:
+    # The request as LiveKit's AMD shapes it: the transcript as the user message, a required
+    # call to a tool whose argument is the category enum.
+    ctx = ChatContext.empty()
+    ctx.add_message(role="system", content="Classify the call greeting.")
+    ctx.add_message(role="user", content=transcript)
+    stream = chat_llm.chat(chat_ctx=ctx, tools=[function_tool(save_prediction)],
+                           tool_choice="required")  # fmt: skip
+    response = await stream.collect()
+    assert [(c.name, json.loads(c.arguments)) for c in response.tool_calls] == [
+        ("save_prediction", {"label": label})
+    ]
+    assert chat_server.amd_labels == [label]
+    assert set(amd_labels(chat_server.requests[-1].tools)) == {c.value for c in AMDCategory}
+    assert classify_greeting(transcript) == label

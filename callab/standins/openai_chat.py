@@ -1,4 +1,5 @@
-"""Stand-in for OpenAI Chat Completions, driven by a scenario script.
+"""Stand-in for OpenAI Chat Completions, driven by a scenario script. LiveKit's
+answering-machine classification is answered by the visible rule in ``greeting_rules``.
 
 In-process:
     server = await OpenAIChatStandin(script=ChatScript.load("scenario.json"), ttft_ms=400).start()
@@ -26,7 +27,8 @@ from typing import Any
 from aiohttp import web
 
 from ._server import StandinServer, add_common_arguments, serve_forever
-from .chat_script import ChatScript, ScriptChoice, Step, message_text
+from .chat_script import ChatScript, Message, ScriptChoice, Step, ToolCallSpec, message_text
+from .greeting_rules import AMD_TOOL, amd_labels, classify_greeting, is_amd_request
 
 ARGUMENT_PIECE_CHARS = 8
 
@@ -76,6 +78,7 @@ class OpenAIChatStandin(StandinServer):
         self.token_interval_ms = token_interval_ms
         self._api_key = api_key
         self.requests: list[RecordedRequest] = []
+        self.amd_labels: list[str] = []  # what each answering-machine classification answered
         self._ids = itertools.count(1)
 
     @property
@@ -102,7 +105,7 @@ class OpenAIChatStandin(StandinServer):
             messages = body["messages"]
         except (json.JSONDecodeError, KeyError, TypeError):
             return _error(400, "invalid_request_error", "body must be JSON with `messages`")
-        choice = self.script.choose(messages, _tool_names(body))
+        choice = self._choose(body, messages)
         self.requests.append(
             RecordedRequest(body=body, step_index=choice.step_index, received_at=time.monotonic())
         )
@@ -142,6 +145,21 @@ class OpenAIChatStandin(StandinServer):
         except ConnectionResetError:
             pass  # the agent cancelled the generation (barge-in); nothing to finish
         return response
+
+    def _choose(self, body: Mapping[str, Any], messages: Sequence[Message]) -> ScriptChoice:
+        """The script's step, except for LiveKit's answering-machine classification, which is
+        answered by a fixed rule over its transcript (``greeting_rules``)."""
+        names = _tool_names(body)
+        if not is_amd_request(names):
+            return self.script.choose(messages, names)
+        users = [message_text(m) for m in messages if m.get("role") == "user"]
+        label = classify_greeting(users[-1] if users else "")
+        allowed = amd_labels(body.get("tools") or [])
+        if allowed and label not in allowed:
+            label = "uncertain" if "uncertain" in allowed else allowed[0]
+        call = ToolCallSpec(name=AMD_TOOL, arguments={"label": label})
+        self.amd_labels.append(label)
+        return ScriptChoice(step=Step(tool_calls=(call,)), step_index=None)
 
     def _check_auth(self, request: web.Request) -> web.Response | None:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
