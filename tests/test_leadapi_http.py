@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from dialer.model import Campaign, Claim
+from dialer.model import CallResult, Campaign, Claim
+from dialer.outcomes import AttemptReport, OutcomeReporter
 from dialer.sql_store import SqlStore
 from tests.conftest import Clock
 from tests.dialer_support import make_policy, open_test_store
-from tests.leadapi_support import make_app, serving
+from tests.leadapi_support import at, make_app, serving
 from tests.pg_cluster import postgres_url  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.integration
@@ -217,6 +218,52 @@ def test_the_workers_report_shows_in_the_status(api: Api, store: SqlStore, clock
     assert status["result"]["booking"]["calendar_event_id"] == "evt-1"
     assert [a["outcome"] for a in status["attempts"]] == ["completed"]
     assert api.client.get("/v1/calls/call_unknown").status_code == 404
+
+
+def test_a_callback_reported_over_http_is_scheduled_as_the_in_process_report_is(
+    api: Api, store: SqlStore, clock: Clock
+) -> None:
+    over_http = api.client.post("/v1/leads", json=LEAD).json()["id"]
+    in_process = api.client.post("/v1/leads", json={**LEAD, "phone": "+12125550177"}).json()["id"]
+    assert len(claim_all(store, clock)) == 2
+    four_pm_ny = clock.value.replace(hour=21)  # 16:00 in New York, same day
+    outcome = {
+        "status": "callback", "callback_at": at(four_pm_ny), "disposition": "nurture",
+        "summary": "Asked to be called back at four.",
+    }  # fmt: skip
+    reported = api.client.post(f"/v1/calls/{over_http}/attempts/1/outcome", json=outcome)
+    assert reported.json() == {"recorded": True}
+    reporter = OutcomeReporter(queue=store, policy=make_policy(), webhook_urls=(), now=clock)
+    result = CallResult(disposition="nurture", summary="Asked to be called back at four.")
+    assert reporter.report(
+        AttemptReport(in_process, 1, "callback", result=result, callback_at=four_pm_ny)
+    )
+    by_http = api.client.get(f"/v1/calls/{over_http}").json()
+    by_reporter = api.client.get(f"/v1/calls/{in_process}").json()
+    assert (by_http["status"], by_http["final"]) == ("scheduled", False)
+    assert datetime.fromisoformat(by_http["next_attempt_at"]) == four_pm_ny
+    assert [a["outcome"] for a in by_http["attempts"]] == ["callback"]
+    same = ("status", "final", "reason", "next_attempt_at", "result")
+    assert {k: by_http[k] for k in same} == {k: by_reporter[k] for k in same}
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        {"status": "callback"},  # when?
+        {"status": "busy", "callback_at": "2026-11-23T21:00:00+00:00"},  # a time for no callback
+        {"status": "callback", "callback_at": "2026-11-23T16:00:00"},  # no UTC offset
+    ],
+)
+def test_a_callback_report_without_its_time_or_with_a_stray_one_is_refused(
+    api: Api, store: SqlStore, clock: Clock, outcome: dict[str, Any]
+) -> None:
+    call_id = api.client.post("/v1/leads", json=LEAD).json()["id"]
+    claim_all(store, clock)
+    refused = api.client.post(f"/v1/calls/{call_id}/attempts/1/outcome", json=outcome)
+    assert refused.status_code == 422
+    assert list(_errors(refused)) == ["callback_at"]
+    assert api.client.get(f"/v1/calls/{call_id}").json()["status"] == "dialing"
 
 
 ROUTES = [
