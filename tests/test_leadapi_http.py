@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from tests.conftest import Clock
 from tests.dialer_support import make_policy, open_test_store
 from tests.leadapi_support import at, make_app, serving
 from tests.pg_cluster import postgres_url  # noqa: F401  (the fixture)
+from tests.readme_snippets import readme_block, run_node
 
 pytestmark = pytest.mark.integration
 
@@ -264,6 +266,48 @@ def test_a_callback_report_without_its_time_or_with_a_stray_one_is_refused(
     assert refused.status_code == 422
     assert list(_errors(refused)) == ["callback_at"]
     assert api.client.get(f"/v1/calls/{call_id}").json()["status"] == "dialing"
+
+
+SEND_FROM_NODE = """
+import { sendLead } from "./send.mjs";
+const [apiUrl, apiKey] = process.argv.slice(2);
+const form = {
+  submissionId: "form-42", name: "Ada Lovelace", phone: "(212) 555-0100", email: "",
+  company: "Analytical Engines", interest: "sales forecasting", agreed: true,
+  consentText: "Call me about my request.", agreedAt: "2026-11-23T14:58:00Z",
+  pageUrl: "https://example.com/pricing",
+};
+const first = await sendLead(form, { apiUrl, apiKey });
+const again = await sendLead(form, { apiUrl, apiKey });  // a retried submission
+let refused = null;
+try {
+  await sendLead({ ...form, submissionId: "form-43", agreed: false }, { apiUrl, apiKey });
+} catch (error) {
+  refused = error.message;
+}
+process.stdout.write(JSON.stringify({ first, again, refused }));
+"""
+
+
+def test_the_javascript_snippet_in_the_readme_sends_a_lead_once(
+    store: SqlStore, clock: Clock, tmp_path: Path
+) -> None:
+    app, keys = make_app(store, clock)
+    token = keys.create("website").token
+    snippet = readme_block("The same from JavaScript on your backend", language="js")
+    (tmp_path / "send.mjs").write_text(snippet)
+    with serving(app) as base:
+        sent = json.loads(run_node(tmp_path, SEND_FROM_NODE, base, token))
+    first, again = sent["first"], sent["again"]
+    assert (first["status"], first["duplicate"]) == ("queued", False)
+    assert again == first  # the same Idempotency-Key: the same answer, no second call
+    call = store.call(first["id"])
+    assert call is not None and call.lead.phone == "+12125550100"
+    assert call.lead.fields == {"interest": "sales forecasting"}
+    assert call.lead.consent is not None and call.lead.consent.given
+    assert call.lead.email is None  # an empty form field is left out, not refused
+    refused = sent["refused"]
+    assert refused.startswith("lead refused (422)") and "consent_required" in refused
 
 
 ROUTES = [
