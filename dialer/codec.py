@@ -28,6 +28,13 @@ def parse_ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def required_ts(value: str) -> datetime:
+    """A NOT NULL timestamp column."""
+    parsed = parse_ts(value)
+    assert parsed is not None
+    return parsed
+
+
 def lead_json(lead: Lead) -> str:
     data = asdict(lead)
     if lead.consent is not None and lead.consent.time is not None:

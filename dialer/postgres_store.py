@@ -9,7 +9,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from dialer.sql_store import SCHEMA, SqlStore, Tx
+from dialer.sql.engine import Tx
+from dialer.sql.schema import SCHEMA
+from dialer.sql_store import SqlStore
 
 _SCHEMA_LOCK = 7_246_001  # pg_advisory_xact_lock key: one replica creates the schema at a time
 _PHONE_LOCK_SPACE = 7_246_002

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dialer.sql_store import SqlStore, Tx
+from dialer.sql.engine import Tx
+from dialer.sql_store import SqlStore
 
 BUSY_TIMEOUT_MS = 10_000
 

@@ -1,9 +1,9 @@
 """What the dialer and the lead API keep: the protocols, and the records that cross them.
 
-One store (``dialer.sql_store``) implements all of them, on SQLite or PostgreSQL. Every
-method is one transaction; the callbacks some take (``plan``, ``decide``, ``notify``) run
-inside it, on rows it holds locked, so a decision and its write cannot be split by another
-replica.
+One store (``dialer.sql_store.SqlStore``, composed from the modules of ``dialer.sql``)
+implements all of them, on SQLite or PostgreSQL. Every method is one transaction; the
+callbacks some take (``plan``, ``decide``, ``notify``) run inside it, on rows it holds locked,
+so a decision and its write cannot be split by another replica.
 """
 
 from __future__ import annotations

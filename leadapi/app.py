@@ -207,6 +207,7 @@ def _call_routes(router: APIRouter, deps: ApiDeps) -> None:
         report = AttemptReport(
             call_id, attempt, body.status, sip_status=body.sip_status, detail=body.detail,
             result=result if body.disposition or body.summary or body.booking else None,
+            callback_at=body.callback_at,
         )  # fmt: skip
         return {"recorded": deps.reporter.report(report)}
 

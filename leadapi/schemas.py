@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from dialer.outcomes import ReportStatus
 
@@ -91,3 +99,20 @@ class OutcomeIn(BaseModel):
     summary: str | None = Field(None, max_length=20000)
     qualification: dict[str, Any] = Field(default_factory=dict)
     booking: dict[str, Any] | None = None
+    callback_at: AwareDatetime | None = Field(
+        None,
+        validate_default=True,
+        description='with status "callback" (and only then): when the lead asked to be called',
+    )
+
+    @field_validator("callback_at")
+    @classmethod
+    def _callback_has_its_time(
+        cls, value: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        is_callback = info.data.get("status") == "callback"
+        if is_callback and value is None:
+            raise ValueError('status "callback" needs the time the lead asked for')
+        if value is not None and not is_callback:
+            raise ValueError('only a "callback" report carries a callback time')
+        return value

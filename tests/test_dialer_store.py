@@ -258,3 +258,36 @@ def test_a_callback_is_scheduled_when_the_lead_asked_within_calling_hours(
     assert report.report(AttemptReport(late.id, 1, "callback", callback_at=midnight_ny))
     moved = store.call(late.id)
     assert moved is not None and moved.next_at is not None and moved.next_at > midnight_ny
+
+
+def test_due_calls_are_read_in_claim_order_from_an_index_also_on_an_older_queue(
+    tmp_path: Path,
+) -> None:
+    """A queue created before the index existed gets it at start; the claim query then reads
+    leads sharing a due time (a campaign waiting for its hours) in order, without sorting them
+    all on every claim."""
+    import sqlite3
+
+    from dialer.sql.calls import CALL_COLUMNS
+    from dialer.sqlite_store import SqliteStore
+
+    path = tmp_path / "dialer.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE dialer_calls (id TEXT PRIMARY KEY, phone TEXT NOT NULL, "
+                    "campaign TEXT, zone TEXT NOT NULL, lead TEXT NOT NULL, status TEXT NOT NULL, "
+                    "next_at TEXT, attempts INTEGER NOT NULL, created_at TEXT NOT NULL, "
+                    "updated_at TEXT NOT NULL, reason TEXT, result TEXT)")  # fmt: skip
+        old.execute("CREATE INDEX dialer_calls_due ON dialer_calls (next_at)")
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as db:
+        indexes = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        plan = " ".join(
+            row[-1]
+            for row in db.execute(
+                f"EXPLAIN QUERY PLAN SELECT {CALL_COLUMNS} FROM dialer_calls WHERE next_at IS "
+                "NOT NULL AND next_at <= ? ORDER BY next_at, created_at LIMIT ?",
+                ("9999", 40),
+            )
+        )
+    assert "dialer_calls_due" not in indexes and "dialer_calls_due_in_order" in indexes
+    assert "dialer_calls_due_in_order" in plan and "TEMP B-TREE" not in plan

@@ -19,6 +19,7 @@ from dialer.sqlite_store import SqliteStore
 from dialer.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookSender, signature, verify
 from tests.conftest import Clock
 from tests.dialer_support import make_call, make_policy
+from tests.readme_snippets import readme_block, run_node
 
 pytestmark = pytest.mark.integration
 
@@ -144,15 +145,38 @@ def test_a_signature_proves_the_body_and_the_time() -> None:
 
 
 def test_the_receiver_snippet_in_the_readme_accepts_our_signature_and_nothing_else() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "dialer" / "README.md").read_text()
-    snippet = readme.split("Verify it before trusting the body:", 1)[1]
-    code = snippet.split("```python", 1)[1].split("```", 1)[0]
     namespace: dict[str, object] = {}
-    exec(code, namespace)  # the documented code, as a customer would paste it
+    exec(readme_block("Verify it before trusting the body:", language="python"), namespace)
     readme_verify = namespace["verify"]
     body = '{"id":"evt_1","type":"call.ended"}'
     header = signature(SECRET, timestamp=1_800_000_000, body=body)
-    forever = 10**12  # the snippet checks freshness on the wall clock; this test must not
-    assert readme_verify(SECRET, header, body.encode(), forever)  # type: ignore[operator]
-    assert not readme_verify(SECRET, header, body.encode() + b" ", forever)  # type: ignore[operator]
-    assert not readme_verify("x" * 20, header, body.encode(), forever)  # type: ignore[operator]
+    now = 1_800_000_100
+    assert readme_verify(SECRET, header, body.encode(), now)  # type: ignore[operator]
+    assert not readme_verify(SECRET, header, body.encode() + b" ", now)  # type: ignore[operator]
+    assert not readme_verify("x" * 20, header, body.encode(), now)  # type: ignore[operator]
+    assert not readme_verify(SECRET, header, body.encode(), now + 300)  # type: ignore[operator]
+    assert not readme_verify(SECRET, "v1=abc", body.encode(), now)  # type: ignore[operator]
+
+
+def test_the_node_receiver_snippet_in_the_readme_accepts_our_signature_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "verify.mjs").write_text(readme_block("or in Node:", language="js"))
+    body = '{"id":"evt_1","type":"call.ended"}'
+    header = signature(SECRET, timestamp=1_800_000_000, body=body)
+    cases = [
+        (SECRET, header, body, 1_800_000_100),
+        (SECRET, header, body + " ", 1_800_000_100),  # the body was changed
+        ("x" * 20, header, body, 1_800_000_100),  # another secret
+        (SECRET, header, body, 1_800_000_400),  # a replay, too late
+        (SECRET, "v1=abc", body, 1_800_000_000),  # no timestamp
+    ]
+    script = (
+        'import { verifyWebhook } from "./verify.mjs";\n'
+        "const cases = JSON.parse(process.argv[2]);\n"
+        "const answers = cases.map(([secret, header, body, now]) =>\n"
+        "  verifyWebhook(secret, header, Buffer.from(body), now));\n"
+        "process.stdout.write(JSON.stringify(answers));\n"
+    )
+    answers = json.loads(run_node(tmp_path, script, json.dumps(cases)))
+    assert answers == [True, False, False, False, False]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -11,12 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from dialer.model import Campaign, Claim
+from dialer.model import CallResult, Campaign, Claim
+from dialer.outcomes import AttemptReport, OutcomeReporter
 from dialer.sql_store import SqlStore
 from tests.conftest import Clock
 from tests.dialer_support import make_policy, open_test_store
-from tests.leadapi_support import make_app, serving
+from tests.leadapi_support import at, make_app, serving
 from tests.pg_cluster import postgres_url  # noqa: F401  (the fixture)
+from tests.readme_snippets import readme_block, run_node
 
 pytestmark = pytest.mark.integration
 
@@ -217,6 +220,94 @@ def test_the_workers_report_shows_in_the_status(api: Api, store: SqlStore, clock
     assert status["result"]["booking"]["calendar_event_id"] == "evt-1"
     assert [a["outcome"] for a in status["attempts"]] == ["completed"]
     assert api.client.get("/v1/calls/call_unknown").status_code == 404
+
+
+def test_a_callback_reported_over_http_is_scheduled_as_the_in_process_report_is(
+    api: Api, store: SqlStore, clock: Clock
+) -> None:
+    over_http = api.client.post("/v1/leads", json=LEAD).json()["id"]
+    in_process = api.client.post("/v1/leads", json={**LEAD, "phone": "+12125550177"}).json()["id"]
+    assert len(claim_all(store, clock)) == 2
+    four_pm_ny = clock.value.replace(hour=21)  # 16:00 in New York, same day
+    outcome = {
+        "status": "callback", "callback_at": at(four_pm_ny), "disposition": "nurture",
+        "summary": "Asked to be called back at four.",
+    }  # fmt: skip
+    reported = api.client.post(f"/v1/calls/{over_http}/attempts/1/outcome", json=outcome)
+    assert reported.json() == {"recorded": True}
+    reporter = OutcomeReporter(queue=store, policy=make_policy(), webhook_urls=(), now=clock)
+    result = CallResult(disposition="nurture", summary="Asked to be called back at four.")
+    assert reporter.report(
+        AttemptReport(in_process, 1, "callback", result=result, callback_at=four_pm_ny)
+    )
+    by_http = api.client.get(f"/v1/calls/{over_http}").json()
+    by_reporter = api.client.get(f"/v1/calls/{in_process}").json()
+    assert (by_http["status"], by_http["final"]) == ("scheduled", False)
+    assert datetime.fromisoformat(by_http["next_attempt_at"]) == four_pm_ny
+    assert [a["outcome"] for a in by_http["attempts"]] == ["callback"]
+    same = ("status", "final", "reason", "next_attempt_at", "result")
+    assert {k: by_http[k] for k in same} == {k: by_reporter[k] for k in same}
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        {"status": "callback"},  # when?
+        {"status": "busy", "callback_at": "2026-11-23T21:00:00+00:00"},  # a time for no callback
+        {"status": "callback", "callback_at": "2026-11-23T16:00:00"},  # no UTC offset
+    ],
+)
+def test_a_callback_report_without_its_time_or_with_a_stray_one_is_refused(
+    api: Api, store: SqlStore, clock: Clock, outcome: dict[str, Any]
+) -> None:
+    call_id = api.client.post("/v1/leads", json=LEAD).json()["id"]
+    claim_all(store, clock)
+    refused = api.client.post(f"/v1/calls/{call_id}/attempts/1/outcome", json=outcome)
+    assert refused.status_code == 422
+    assert list(_errors(refused)) == ["callback_at"]
+    assert api.client.get(f"/v1/calls/{call_id}").json()["status"] == "dialing"
+
+
+SEND_FROM_NODE = """
+import { sendLead } from "./send.mjs";
+const [apiUrl, apiKey] = process.argv.slice(2);
+const form = {
+  submissionId: "form-42", name: "Ada Lovelace", phone: "(212) 555-0100", email: "",
+  company: "Analytical Engines", interest: "sales forecasting", agreed: true,
+  consentText: "Call me about my request.", agreedAt: "2026-11-23T14:58:00Z",
+  pageUrl: "https://example.com/pricing",
+};
+const first = await sendLead(form, { apiUrl, apiKey });
+const again = await sendLead(form, { apiUrl, apiKey });  // a retried submission
+let refused = null;
+try {
+  await sendLead({ ...form, submissionId: "form-43", agreed: false }, { apiUrl, apiKey });
+} catch (error) {
+  refused = error.message;
+}
+process.stdout.write(JSON.stringify({ first, again, refused }));
+"""
+
+
+def test_the_javascript_snippet_in_the_readme_sends_a_lead_once(
+    store: SqlStore, clock: Clock, tmp_path: Path
+) -> None:
+    app, keys = make_app(store, clock)
+    token = keys.create("website").token
+    snippet = readme_block("The same from JavaScript on your backend", language="js")
+    (tmp_path / "send.mjs").write_text(snippet)
+    with serving(app) as base:
+        sent = json.loads(run_node(tmp_path, SEND_FROM_NODE, base, token))
+    first, again = sent["first"], sent["again"]
+    assert (first["status"], first["duplicate"]) == ("queued", False)
+    assert again == first  # the same Idempotency-Key: the same answer, no second call
+    call = store.call(first["id"])
+    assert call is not None and call.lead.phone == "+12125550100"
+    assert call.lead.fields == {"interest": "sales forecasting"}
+    assert call.lead.consent is not None and call.lead.consent.given
+    assert call.lead.email is None  # an empty form field is left out, not refused
+    refused = sent["refused"]
+    assert refused.startswith("lead refused (422)") and "consent_required" in refused
 
 
 ROUTES = [
