@@ -38,7 +38,7 @@ from callab.audio import (
     speech_spans,
     write_wav,
 )
-from callab.sip_phone import SipPhone, free_udp_port
+from callab.sip_phone import PhoneEvent, SipPhone, free_udp_port
 from localstack.ports import LOOPBACK
 
 TRUNK_NUMBER = "+14155550199"  # our inbound number, as provisioning's default plan has it
@@ -196,6 +196,11 @@ class TestPhone:
         self.answered_at = event.at
         await asyncio.wait_for(self._streaming.wait(), 10)
         return event.at
+
+    async def sip_event(self, kind: str, *, limit_s: float = 30.0) -> PhoneEvent:
+        """The Go phone's first event of ``kind`` (invite, ringing, hangup ...)."""
+        assert self._sip is not None, "dial() first"
+        return await self._sip.event(kind, limit_s=limit_s)
 
     async def hang_up(self) -> None:
         """Hang up (BYE, or CANCEL while ringing) and stop the phone."""

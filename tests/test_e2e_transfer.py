@@ -8,6 +8,7 @@ agent's bridge between the two rooms; the test checks which path was taken from 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,63 @@ async def test_caller_asks_for_a_person_waits_on_hold_and_is_joined_to_the_rep_w
     body = note.properties["hs_note_body"]
     assert "rep_accepted" in body and "Sam Lee" in body and TRANSFER_REASON in body
     assert deal.properties["dealstage"] == "qualifiedtobuy"
+
+
+async def test_a_rep_who_passes_sends_the_agent_back_to_the_caller_with_another_offer(
+    start_lab: StartLab, phones: list[TestPhone], tmp_path: Path
+) -> None:
+    lab = await start_lab(
+        script=TRANSFER_SCRIPT, utterances=[line.heard for line in TRANSFER_LINES], vendors=True
+    )
+    add_rep(lab.worker_env(), tmp_path / "lab")
+    rep = TestPhone(call_to=None, ring_s=0.5, digits="2")  # passes on the call with 2
+    phones.append(rep)
+    await rep.dial(wait_answer=False)
+    await lab.provision_sip(outbound_address=rep.address)
+    caller = await lab.place_call(CALLER)
+    phones.append(caller)
+    assert caller.joined_at is not None
+    (line,) = TRANSFER_LINES
+    await caller.say_after_agent(line.spoken, since=caller.joined_at)
+    rep_answered = await rep.answered(limit_s=40)
+    await rep.line_closes(limit_s=20)  # passed: the agent hangs up on the rep
+    back = await caller.agent_starts_speaking(after=rep.disconnected_at or rep_answered, limit_s=15)
+    await caller.agent_goes_quiet(for_s=1.0, limit_s=30)
+    await caller.hang_up()
+
+    texts = spoken_texts(lab)
+    assert "none of our sales team can pick up right now" in " ".join(texts)
+    assert back > rep_answered
+    offered = [r for r in lab.llm.requests if "did not work out" in json.dumps(r.messages)]
+    assert offered, "the agent was not told to offer a meeting or a callback"
+    assert "the sales rep could not take the call" in json.dumps(offered[0].messages)
+    (note,) = await eventually(lambda: list(lab.hubspot.notes.values()), limit_s=40)
+    body = note.properties["hs_note_body"]
+    assert "rep_declined" in body and "Sam Lee" in body and "passed on the call" in body
+
+
+async def test_a_caller_who_hangs_up_on_hold_stops_the_rep_ringing_and_is_recorded(
+    start_lab: StartLab, phones: list[TestPhone], tmp_path: Path
+) -> None:
+    lab = await start_lab(
+        script=TRANSFER_SCRIPT, utterances=[line.heard for line in TRANSFER_LINES], vendors=True
+    )
+    add_rep(lab.worker_env(), tmp_path / "lab")
+    rep = TestPhone(call_to=None, ring_s=30.0)  # rings and rings
+    phones.append(rep)
+    await rep.dial(wait_answer=False)
+    await lab.provision_sip(outbound_address=rep.address)
+    caller = await lab.place_call(CALLER)
+    phones.append(caller)
+    assert caller.joined_at is not None
+    (line,) = TRANSFER_LINES
+    await caller.say_after_agent(line.spoken, since=caller.joined_at)
+    await rep.sip_event("invite", limit_s=40)  # the rep's phone rings ...
+    await caller.hang_up()  # ... and the caller gives up on hold
+    stopped = await rep.sip_event("hangup", limit_s=15)
+    assert stopped.fields.get("by") == "remote"  # the ringing was cancelled by us
+    assert rep.answered_at is None
+
+    (note,) = await eventually(lambda: list(lab.hubspot.notes.values()), limit_s=40)
+    body = note.properties["hs_note_body"]
+    assert "caller_hung_up" in body and "hung up on hold" in body
