@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dialer.sql_store import SqlStore
+from dialer.store import Store
 from leadapi.admission import AdmissionRules, LeadRejected, call_for, new_call_id
 from leadapi.schemas import LeadIn
 
@@ -54,16 +54,35 @@ def import_csv(
     path: Path,
     *,
     campaign: str,
-    store: SqlStore,
+    store: Store,
     rules: AdmissionRules,
     now: Callable[[], datetime],
     random_hex: Callable[[], str],
     progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> ImportReport:
-    if store.campaign(campaign) is None:
-        raise ImportRefused(f"no campaign named {campaign!r}: create it first (PUT /v1/campaigns)")
-    text = path.read_text(encoding="utf-8-sig")
-    rows = list(_rows(text))
+    return import_text(
+        path.read_text(encoding="utf-8-sig"), campaign=campaign, store=store, rules=rules,
+        now=now, random_hex=random_hex, progress=progress,
+    )  # fmt: skip
+
+
+def import_text(
+    text: str,
+    *,
+    campaign: str,
+    store: Store,
+    rules: AdmissionRules,
+    now: Callable[[], datetime],
+    random_hex: Callable[[], str],
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
+) -> ImportReport:
+    """The rows of a CSV text, as ``import_csv`` imports a file (the API's upload uses it)."""
+    state = store.campaign_state(campaign)
+    if state is None:
+        raise ImportRefused(f"no campaign named {campaign!r}: create it first (POST /v1/campaigns)")
+    if state == "cancelled":
+        raise ImportRefused(f"campaign {campaign!r} was cancelled; it takes no new leads")
+    rows = list(_rows(text.removeprefix("\ufeff")))
     report = ImportReport(rows=len(rows))
     for done, (line, raw) in enumerate(rows, start=1):
         _import_row(raw, line=line, campaign=campaign, store=store, rules=rules, now=now,
@@ -89,7 +108,7 @@ def _import_row(
     *,
     line: int,
     campaign: str,
-    store: SqlStore,
+    store: Store,
     rules: AdmissionRules,
     now: Callable[[], datetime],
     random_hex: Callable[[], str],
@@ -110,7 +129,9 @@ def _import_row(
     except LeadRejected as exc:
         report.errors.append(RowError(line, exc.field, str(exc)))
         return
-    if admission.outcome == "do_not_call":
+    if admission.outcome == "campaign_cancelled":  # cancelled while the file was importing
+        report.errors.append(RowError(line, "campaign", "the campaign was cancelled"))
+    elif admission.outcome == "do_not_call":
         report.do_not_call += 1
     elif admission.outcome == "duplicate":
         report.duplicates += 1
