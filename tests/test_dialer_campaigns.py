@@ -7,15 +7,21 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dialer.model import CALL_STATUSES, Campaign, Claim
 from dialer.outcomes import AttemptReport, OutcomeReporter
 from dialer.pace import Pace
+from dialer.postgres_store import PostgresStore
+from dialer.sql.calls import insert_call
+from dialer.sql.campaigns import campaign_state
+from dialer.sql.engine import Tx
 from dialer.sql_store import SqlStore
 from dialer.sqlite_store import SqliteStore
 from dialer.store import ClaimLimits
@@ -171,5 +177,68 @@ def test_a_store_made_before_campaign_states_gains_them_at_start(
         assert claim(store) == []
         store.resume_campaign("spring", now=clock())
         assert claimed_ids(claim(store)) == set(ids)
+    finally:
+        store.close()
+
+
+def _blocked_until_released(
+    store: SqlStore, hold: Callable[[Tx], None], act: Callable[[], Any]
+) -> tuple[bool, Any]:
+    """Run ``act`` in a thread while this thread holds what ``hold`` locks; answer whether it
+    waited for the release, and what it returned."""
+    done = threading.Event()
+    result: list[Any] = []
+
+    def run() -> None:
+        result.append(act())
+        done.set()
+
+    with store.transaction() as tx:
+        hold(tx)
+        worker = threading.Thread(target=run)
+        worker.start()
+        waited = not done.wait(0.5)
+    worker.join(timeout=10)
+    return waited, result[0]
+
+
+def test_on_postgres_a_pause_waits_for_a_claim_in_progress(
+    postgres_url: str,  # noqa: F811
+    clock: Clock,
+) -> None:
+    """A claim that read the campaign as active finishes before the pause returns, so once
+    the pause has returned no claim can take the campaign's calls."""
+    store = PostgresStore(postgres_url)
+    try:
+        store.create_campaign(Campaign(name="spring"))
+        waited, change = _blocked_until_released(
+            store, store.lock_claims, lambda: store.pause_campaign("spring", now=clock())
+        )
+        assert waited and change.state == "paused"
+    finally:
+        store.close()
+
+
+def test_on_postgres_a_cancel_waits_for_an_admission_in_progress(
+    postgres_url: str,  # noqa: F811
+    clock: Clock,
+) -> None:
+    """An admission holds its campaign's row until it commits, so the cancel that follows sees
+    its call and ends it: no lead slips into a cancelled campaign."""
+    store = PostgresStore(postgres_url)
+    try:
+        store.create_campaign(Campaign(name="spring"))
+        call = make_call(phone="+12125550170", campaign="spring")
+
+        def admit_in(tx: Tx) -> None:
+            assert campaign_state(tx, "spring", lock=store.for_share) == "active"
+            insert_call(tx, call)
+
+        waited, change = _blocked_until_released(
+            store, admit_in, lambda: reporter(store, clock).cancel_campaign("spring")
+        )
+        assert waited and change.ended == 1
+        ended = store.call(call.id)
+        assert ended is not None and ended.reason == "campaign_cancelled"
     finally:
         store.close()
