@@ -27,7 +27,7 @@ from dialer.outcomes import OutcomeReporter
 from dialer.retry import RetryPolicy
 from dialer.store import StateChange, Store
 from leadapi.admission import AdmissionRules, LeadRejected
-from leadapi.csv_import import ImportRefused, ImportReport, import_text
+from leadapi.csv_import import ImportRefused, ImportReport, csv_rows, import_rows
 from leadapi.refusals import refuse
 from leadapi.schemas import CampaignCreateIn, CampaignIn
 
@@ -87,20 +87,18 @@ def campaign_routes(router: APIRouter, deps: CampaignDeps) -> None:
 
 
 def _create(deps: CampaignDeps, campaign: Campaign, csv_text: str | None) -> dict[str, Any]:
+    try:  # a file the import would refuse is refused before the campaign exists
+        rows = csv_rows(csv_text) if csv_text is not None else None
+    except ImportRefused as exc:
+        raise _invalid("file", str(exc)) from None
     if not deps.store.create_campaign(campaign):
         raise refuse(409, "campaign_exists", f"a campaign named {campaign.name!r} exists")
-    view = _progress_view(deps, campaign.name)
-    if csv_text is None:
-        return view
-    try:
-        report = import_text(
-            csv_text, campaign=campaign.name, store=deps.store, rules=deps.rules,
-            now=deps.now, random_hex=deps.random_hex,
-        )  # fmt: skip
-    except ImportRefused as exc:  # a file without a header or a phone column
-        raise RequestValidationError(
-            [{"loc": ("body", "file"), "msg": str(exc), "type": "value_error"}]
-        ) from None
+    if rows is None:
+        return _progress_view(deps, campaign.name)
+    report = import_rows(
+        rows, campaign=campaign.name, store=deps.store, rules=deps.rules, now=deps.now,
+        random_hex=deps.random_hex,
+    )  # fmt: skip
     return {**_progress_view(deps, campaign.name), "import": _report_view(report)}
 
 

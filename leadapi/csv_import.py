@@ -76,19 +76,45 @@ def import_text(
     random_hex: Callable[[], str],
     progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> ImportReport:
-    """The rows of a CSV text, as ``import_csv`` imports a file (the API's upload uses it)."""
-    state = store.campaign_state(campaign)
-    if state is None:
-        raise ImportRefused(f"no campaign named {campaign!r}: create it first (POST /v1/campaigns)")
-    if state == "cancelled":
-        raise ImportRefused(f"campaign {campaign!r} was cancelled; it takes no new leads")
-    rows = list(_rows(text.removeprefix("\ufeff")))
+    """The rows of a CSV text, as ``import_csv`` imports a file."""
+    _check_campaign(store, campaign)  # before the file: the first thing to fix
+    return import_rows(
+        csv_rows(text), campaign=campaign, store=store, rules=rules, now=now,
+        random_hex=random_hex, progress=progress,
+    )  # fmt: skip
+
+
+def csv_rows(text: str) -> list[tuple[int, dict[str, str]]]:
+    """Each non-empty row with its line number; ImportRefused for a file with no header or no
+    phone column (the API's upload checks this before it creates the campaign)."""
+    return list(_rows(text.removeprefix("\ufeff")))
+
+
+def import_rows(
+    rows: list[tuple[int, dict[str, str]]],
+    *,
+    campaign: str,
+    store: Store,
+    rules: AdmissionRules,
+    now: Callable[[], datetime],
+    random_hex: Callable[[], str],
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
+) -> ImportReport:
+    _check_campaign(store, campaign)
     report = ImportReport(rows=len(rows))
     for done, (line, raw) in enumerate(rows, start=1):
         _import_row(raw, line=line, campaign=campaign, store=store, rules=rules, now=now,
                     random_hex=random_hex, report=report)  # fmt: skip
         progress(done, len(rows))
     return report
+
+
+def _check_campaign(store: Store, campaign: str) -> None:
+    state = store.campaign_state(campaign)
+    if state is None:
+        raise ImportRefused(f"no campaign named {campaign!r}: create it first (POST /v1/campaigns)")
+    if state == "cancelled":
+        raise ImportRefused(f"campaign {campaign!r} was cancelled; it takes no new leads")
 
 
 def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:

@@ -109,6 +109,22 @@ def test_pause_stops_claims_and_resume_restarts_them(store: SqlStore, clock: Clo
     assert claimed_ids(claim(store)) == set(spring)
 
 
+def test_a_full_or_paused_campaign_holds_back_only_its_own_calls(
+    store: SqlStore, clock: Clock
+) -> None:
+    """Calls without a campaign are claimed beside a campaign that is full or paused (SQL's
+    NOT IN is never true for a NULL campaign, so the claim must say so)."""
+    store.create_campaign(Campaign(name="capped", max_concurrent=1))
+    store.create_campaign(Campaign(name="spring"))
+    queue(store, "capped", 1)
+    assert len(claim(store)) == 1  # capped is full now
+    queue(store, "capped", 1, first=110)
+    store.pause_campaign("spring", now=clock())
+    queue(store, "spring", 1, first=120)
+    loose = queue(store, None, 2, first=200)
+    assert claimed_ids(claim(store)) == set(loose)
+
+
 def test_cancel_ends_waiting_calls_with_their_webhooks_and_refuses_new_leads(
     store: SqlStore, clock: Clock
 ) -> None:

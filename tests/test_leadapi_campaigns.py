@@ -163,7 +163,18 @@ def test_a_bad_upload_is_422_naming_the_part(
     response = client.post("/v1/campaigns", data=data, files=files)
     assert response.status_code == 422, response.text
     assert _errors(response) == {field}
-    assert store.call("call_000001") is None
+    assert store.campaigns() == []  # nothing half-made: no campaign, no calls
+
+
+def test_an_upload_to_a_taken_name_is_409_and_queues_nothing(
+    client: httpx.Client, store: SqlStore
+) -> None:
+    client.post("/v1/campaigns", json={"name": "spring"})
+    again = client.post(
+        "/v1/campaigns", data={"name": "spring"}, files={"file": ("l.csv", CSV, "text/csv")}
+    )
+    assert again.status_code == 409 and again.json()["detail"]["reason"] == "campaign_exists"
+    assert store.campaign_progress("spring")["queued"] == 0
 
 
 def test_pause_stops_the_dialer_claiming_and_resume_restarts_it(
