@@ -7,6 +7,7 @@ import functools
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -261,3 +262,13 @@ def test_the_readmes_curl_commands_create_upload_and_stop_a_campaign(
     assert store.campaign_state("upload") == "cancelled"
     assert '"state":"paused"' in out and '"state":"active"' in out
     assert store.campaign_progress("upload")["failed"] == 3
+
+
+def test_the_docs_describe_both_bodies_of_a_campaign_post(store: SqlStore, clock: Clock) -> None:
+    app, _keys = make_app(store, clock)
+    spec = app.openapi()
+    body = spec["paths"]["/v1/campaigns"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "multipart/form-data"}
+    assert "name" in body["application/json"]["schema"]["required"]
+    refs = set(re.findall(r"#/components/schemas/(\w+)", json.dumps(body)))
+    assert refs and refs <= set(spec["components"]["schemas"])  # every reference resolves
