@@ -73,6 +73,12 @@ class Lead:
     time_zone: str | None = None
 
 
+# active: its calls are dialed; paused: they wait (calls already dialing go on); cancelled:
+# final, its waiting calls ended and no new lead accepted.
+CampaignState = Literal["active", "paused", "cancelled"]
+CAMPAIGN_CANCELLED = "campaign_cancelled"  # the reason a cancelled campaign's calls end with
+
+
 @dataclass(frozen=True)
 class Campaign:
     """A campaign's own hours, cap and retry rules; ``None`` means the dialer's default."""

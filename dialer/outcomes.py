@@ -13,7 +13,7 @@ from typing import Any, Literal
 from dialer.model import Attempt, AttemptOutcome, Call, CallResult, CallStatus, Campaign, Progress
 from dialer.policy import DialPolicy
 from dialer.sip import outcome_for_sip
-from dialer.store import CallQueue, Ending, WebhookMessage
+from dialer.store import CallQueue, Ending, StateChange, WebhookMessage
 from dialer.views import call_view
 from integrations.masking import mask
 
@@ -138,6 +138,10 @@ class OutcomeReporter:
             )  # fmt: skip
 
         return self._queue.finish_attempt(call_id, attempt, decide=decide, notify=self._notify)
+
+    def cancel_campaign(self, name: str) -> StateChange:
+        """End the campaign's waiting calls as final calls end: with their result webhook."""
+        return self._queue.cancel_campaign(name, now=self._now(), notify=self._notify)
 
     def _notify(self, call: Call, attempts: Sequence[Attempt]) -> list[WebhookMessage]:
         if not call.final or not self._urls:

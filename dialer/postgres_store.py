@@ -31,6 +31,7 @@ class _PostgresTx:
 class PostgresStore(SqlStore):
     skip_locked = " FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
+    for_share = " FOR SHARE"
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self._pool = ConnectionPool(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dialer.sql.admissions import Admissions
 from dialer.sql.api_keys import ApiKeyRows
 from dialer.sql.calls import CallReads
+from dialer.sql.campaign_control import CampaignControl
 from dialer.sql.campaigns import CampaignRows
 from dialer.sql.claims import Claims
 from dialer.sql.dnc import DoNotCallList
@@ -22,6 +23,7 @@ class SqlStore(
     Claims,
     AttemptEndings,
     CampaignRows,
+    CampaignControl,
     DoNotCallList,
     ApiKeyRows,
     WebhookOutbox,

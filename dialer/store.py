@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from dialer.model import Attempt, AttemptOutcome, Call, CallResult, CallStatus, Campaign, Claim
+from dialer.model import (
+    Attempt,
+    AttemptOutcome,
+    Call,
+    CallResult,
+    CallStatus,
+    Campaign,
+    CampaignState,
+    Claim,
+)
 from dialer.pace import Pace
 
 
@@ -31,9 +40,10 @@ class IdempotencyKey:
 @dataclass(frozen=True)
 class Admission:
     """What became of a lead: a new call, the call an earlier lead for the same number made,
-    or a refusal because the number is on the do-not-call list."""
+    or a refusal because the number is on the do-not-call list or its campaign was
+    cancelled."""
 
-    outcome: Literal["created", "duplicate", "do_not_call"]
+    outcome: Literal["created", "duplicate", "do_not_call", "campaign_cancelled"]
     call_id: str | None
     status: str | None = None
     next_at: datetime | None = None
@@ -61,6 +71,16 @@ class Ending:
     reason: str | None = None
     result: CallResult | None = None
     counts: bool = True
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """What a pause, resume or cancel did: ``changed``; ``unknown``: no such campaign;
+    ``cancelled``: the campaign was cancelled before, and that is final."""
+
+    outcome: Literal["changed", "unknown", "cancelled"]
+    state: CampaignState | None
+    ended: int = 0  # calls a cancel ended
 
 
 @dataclass(frozen=True)
@@ -137,9 +157,21 @@ class CallQueue(Protocol):
 
     def in_flight(self) -> list[Attempt]: ...
 
+    def cancel_campaign(self, name: str, *, now: datetime, notify: Notifier) -> StateChange: ...
+
 
 class Campaigns(Protocol):
     def put_campaign(self, campaign: Campaign) -> None: ...
+
+    def create_campaign(self, campaign: Campaign) -> bool: ...
+
+    def campaign_state(self, name: str) -> CampaignState | None: ...
+
+    def campaign_progress(self, name: str) -> dict[str, int]: ...
+
+    def pause_campaign(self, name: str, *, now: datetime) -> StateChange: ...
+
+    def resume_campaign(self, name: str, *, now: datetime) -> StateChange: ...
 
     def campaign(self, name: str) -> Campaign | None: ...
 

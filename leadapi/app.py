@@ -20,10 +20,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from dialer.hours import CallingHours
 from dialer.model import CallResult, Campaign
 from dialer.outcomes import AttemptRef, AttemptReport, OutcomeReporter
-from dialer.retry import RetryPolicy
 from dialer.store import ApiKey, IdempotencyConflict, IdempotencyKey, Store
 from dialer.views import call_view
 from leadapi.admission import (
@@ -34,19 +32,12 @@ from leadapi.admission import (
     new_call_id,
     phone_or_reject,
 )
+from leadapi.campaign_routes import CampaignDeps, campaign_routes
 from leadapi.keys import KeyRing
-from leadapi.schemas import (
-    CampaignIn,
-    DncIn,
-    LeadAccepted,
-    LeadIn,
-    OutcomeIn,
-    ProgressIn,
-    Refusal,
-)
+from leadapi.refusals import refuse
+from leadapi.schemas import DncIn, LeadAccepted, LeadIn, OutcomeIn, ProgressIn
 from metrics.api import ApiMetrics
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _bearer = HTTPBearer(auto_error=False, description="an API key from `python -m leadapi keys`")
 
 
@@ -92,7 +83,9 @@ def build_app(deps: ApiDeps) -> FastAPI:
     _lead_routes(router, deps)
     _call_routes(router, deps)
     _dnc_routes(router, deps)
-    _campaign_routes(router, deps)
+    campaign_routes(router, CampaignDeps(store=deps.store, reporter=deps.reporter,
+                                         rules=deps.rules, now=deps.now,
+                                         random_hex=deps.random_hex))  # fmt: skip
     app.include_router(router)
     deps.metrics.install(app)
     return app
@@ -117,10 +110,6 @@ def _verify(keys: KeyRing, authorization: str | None) -> ApiKey | None:
 def _rejected(_request: Request, exc: LeadRejected) -> JSONResponse:
     detail = [{"loc": ["body", exc.field], "msg": str(exc), "type": exc.kind}]
     return JSONResponse({"detail": detail}, status_code=422)
-
-
-def _refuse(status: int, reason: str, message: str) -> HTTPException:
-    return HTTPException(status, Refusal(reason=reason, message=message).model_dump())  # type: ignore[arg-type]
 
 
 def _lead_routes(router: APIRouter, deps: ApiDeps) -> None:
@@ -154,10 +143,13 @@ def _lead_routes(router: APIRouter, deps: ApiDeps) -> None:
             admission = deps.store.admit(call, idempotency=idem, dedupe_since=dedupe)
         except IdempotencyConflict as exc:
             deps.metrics.lead_refused("idempotency_key_reused")
-            raise _refuse(409, "idempotency_key_reused", str(exc)) from None
+            raise refuse(409, "idempotency_key_reused", str(exc)) from None
+        if admission.outcome == "campaign_cancelled":
+            deps.metrics.lead_refused("campaign_cancelled")
+            raise refuse(409, "campaign_cancelled", _CANCELLED)
         if admission.outcome == "do_not_call" or admission.call_id is None:
             deps.metrics.lead_refused("do_not_call")
-            raise _refuse(409, "do_not_call", "this number is on the do-not-call list")
+            raise refuse(409, "do_not_call", "this number is on the do-not-call list")
         deps.metrics.lead_accepted(duplicate=admission.outcome == "duplicate")
         if admission.outcome == "duplicate":
             response.status_code = 200
@@ -173,12 +165,17 @@ def _refusal_reason(exc: LeadRejected) -> str:
     return exc.kind if exc.kind != "value_error" else f"invalid_{exc.field}"
 
 
+_CANCELLED = "this campaign was cancelled; it takes no new leads"
+
+
 def _known_campaign(deps: ApiDeps, name: str | None) -> Campaign | None:
     if name is None:
         return None
     campaign = deps.store.campaign(name)
     if campaign is None:
         raise LeadRejected("campaign", f"no campaign named {name!r}; create it first")
+    if deps.store.campaign_state(name) == "cancelled":  # checked again as the lead is admitted
+        raise refuse(409, "campaign_cancelled", _CANCELLED)
     return campaign
 
 
@@ -243,55 +240,3 @@ def _dnc_routes(router: APIRouter, deps: ApiDeps) -> None:
         if not deps.store.remove_dnc(phone_or_reject(phone, region=region)):
             raise HTTPException(404, "this number is not on the list")
         return Response(status_code=204)
-
-
-def _campaign_routes(router: APIRouter, deps: ApiDeps) -> None:
-    @router.put("/campaigns/{name}", tags=["campaigns"])
-    def put_campaign(name: str, body: CampaignIn) -> dict[str, Any]:
-        campaign = _campaign(name, body)
-        deps.store.put_campaign(campaign)
-        return _campaign_view(campaign)
-
-    @router.get("/campaigns", tags=["campaigns"])
-    def list_campaigns() -> dict[str, Any]:
-        return {"campaigns": [_campaign_view(c) for c in deps.store.campaigns()]}
-
-
-def _campaign(name: str, body: CampaignIn) -> Campaign:
-    hours = retry = None
-    try:
-        if body.calling_hours is not None:
-            h = body.calling_hours
-            days = frozenset(_DAYS.index(d) for d in h.days)
-            hours = CallingHours(start=h.start, end=h.end, weekdays=days)
-    except ValueError as exc:
-        raise LeadRejected("calling_hours", str(exc)) from None
-    try:
-        if body.retry is not None:
-            r = body.retry
-            retry = RetryPolicy(
-                max_attempts=r.max_attempts, busy=tuple(r.busy_minutes),
-                no_answer=tuple(r.no_answer_minutes), voicemail=tuple(r.voicemail_minutes),
-                failed=tuple(r.failed_minutes),
-            )  # fmt: skip
-    except ValueError as exc:
-        raise LeadRejected("retry", str(exc)) from None
-    return Campaign(name=name, hours=hours, max_concurrent=body.max_concurrent, retry=retry)
-
-
-def _campaign_view(campaign: Campaign) -> dict[str, Any]:
-    hours = campaign.hours
-    return {
-        "name": campaign.name,
-        "max_concurrent": campaign.max_concurrent,
-        "calling_hours": {
-            "start": hours.start.isoformat("minutes"),
-            "end": hours.end.isoformat("minutes"),
-            "effective_start": hours.effective_start().isoformat("minutes"),
-            "effective_end": hours.effective_end().isoformat("minutes"),
-            "days": [_DAYS[d] for d in sorted(hours.weekdays)],
-        }
-        if hours
-        else None,
-        "retry": campaign.retry.__dict__ if campaign.retry else None,
-    }

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dialer.sql_store import SqlStore
+from dialer.store import Store
 from leadapi.admission import AdmissionRules, LeadRejected, call_for, new_call_id
 from leadapi.schemas import LeadIn
 
@@ -54,22 +54,67 @@ def import_csv(
     path: Path,
     *,
     campaign: str,
-    store: SqlStore,
+    store: Store,
     rules: AdmissionRules,
     now: Callable[[], datetime],
     random_hex: Callable[[], str],
     progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> ImportReport:
-    if store.campaign(campaign) is None:
-        raise ImportRefused(f"no campaign named {campaign!r}: create it first (PUT /v1/campaigns)")
-    text = path.read_text(encoding="utf-8-sig")
-    rows = list(_rows(text))
+    return import_text(
+        path.read_text(encoding="utf-8-sig"), campaign=campaign, store=store, rules=rules,
+        now=now, random_hex=random_hex, progress=progress,
+    )  # fmt: skip
+
+
+def import_text(
+    text: str,
+    *,
+    campaign: str,
+    store: Store,
+    rules: AdmissionRules,
+    now: Callable[[], datetime],
+    random_hex: Callable[[], str],
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
+) -> ImportReport:
+    """The rows of a CSV text, as ``import_csv`` imports a file."""
+    _check_campaign(store, campaign)  # before the file: the first thing to fix
+    return import_rows(
+        csv_rows(text), campaign=campaign, store=store, rules=rules, now=now,
+        random_hex=random_hex, progress=progress,
+    )  # fmt: skip
+
+
+def csv_rows(text: str) -> list[tuple[int, dict[str, str]]]:
+    """Each non-empty row with its line number; ImportRefused for a file with no header or no
+    phone column (the API's upload checks this before it creates the campaign)."""
+    return list(_rows(text.removeprefix("\ufeff")))
+
+
+def import_rows(
+    rows: list[tuple[int, dict[str, str]]],
+    *,
+    campaign: str,
+    store: Store,
+    rules: AdmissionRules,
+    now: Callable[[], datetime],
+    random_hex: Callable[[], str],
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
+) -> ImportReport:
+    _check_campaign(store, campaign)
     report = ImportReport(rows=len(rows))
     for done, (line, raw) in enumerate(rows, start=1):
         _import_row(raw, line=line, campaign=campaign, store=store, rules=rules, now=now,
                     random_hex=random_hex, report=report)  # fmt: skip
         progress(done, len(rows))
     return report
+
+
+def _check_campaign(store: Store, campaign: str) -> None:
+    state = store.campaign_state(campaign)
+    if state is None:
+        raise ImportRefused(f"no campaign named {campaign!r}: create it first (POST /v1/campaigns)")
+    if state == "cancelled":
+        raise ImportRefused(f"campaign {campaign!r} was cancelled; it takes no new leads")
 
 
 def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -89,7 +134,7 @@ def _import_row(
     *,
     line: int,
     campaign: str,
-    store: SqlStore,
+    store: Store,
     rules: AdmissionRules,
     now: Callable[[], datetime],
     random_hex: Callable[[], str],
@@ -110,7 +155,9 @@ def _import_row(
     except LeadRejected as exc:
         report.errors.append(RowError(line, exc.field, str(exc)))
         return
-    if admission.outcome == "do_not_call":
+    if admission.outcome == "campaign_cancelled":  # cancelled while the file was importing
+        report.errors.append(RowError(line, "campaign", "the campaign was cancelled"))
+    elif admission.outcome == "do_not_call":
         report.do_not_call += 1
     elif admission.outcome == "duplicate":
         report.duplicates += 1

@@ -51,8 +51,17 @@ class LeadAccepted(BaseModel):
     duplicate: bool = Field(False, description="an earlier lead for this number made this call")
 
 
+RefusalReason = Literal[
+    "do_not_call",
+    "consent_required",
+    "idempotency_key_reused",
+    "campaign_exists",
+    "campaign_cancelled",
+]
+
+
 class Refusal(BaseModel):
-    reason: Literal["do_not_call", "consent_required", "idempotency_key_reused"]
+    reason: RefusalReason
     message: str
 
 
@@ -77,6 +86,10 @@ class CampaignIn(BaseModel):
     calling_hours: HoursIn | None = Field(None, description="clamped to 08:00-21:00 local")
     max_concurrent: int | None = Field(None, ge=1, le=1000)
     retry: RetryIn | None = None
+
+
+class CampaignCreateIn(CampaignIn):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class DncIn(BaseModel):

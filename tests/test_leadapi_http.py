@@ -320,6 +320,11 @@ ROUTES = [
     ("DELETE", "/v1/dnc/+12125550100"),
     ("GET", "/v1/campaigns"),
     ("PUT", "/v1/campaigns/x"),
+    ("POST", "/v1/campaigns"),
+    ("GET", "/v1/campaigns/x"),
+    ("POST", "/v1/campaigns/x/pause"),
+    ("POST", "/v1/campaigns/x/resume"),
+    ("POST", "/v1/campaigns/x/cancel"),
 ]
 
 

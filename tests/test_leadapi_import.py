@@ -104,3 +104,12 @@ def test_the_cli_shows_progress_and_writes_the_error_report(tmp_path):
     assert "6/6" in done.stderr
     assert "line 4: phone:" in done.stdout and "3 queued" in done.stdout
     assert (tmp_path / "errors.csv").read_text().splitlines()[0] == "line,field,message"
+
+
+def test_a_cancelled_campaign_refuses_the_file(store, clock, tmp_path):
+    path = tmp_path / "leads.csv"
+    path.write_text(CSV)
+    store.cancel_campaign("spring", now=clock(), notify=lambda call, attempts: [])
+    with pytest.raises(ImportRefused, match="cancelled"):
+        run_import(store, clock, path)
+    assert store.campaign_progress("spring")["queued"] == 0

@@ -8,6 +8,7 @@ from datetime import datetime
 from dialer.codec import opt_ts, parse_ts, ts
 from dialer.model import Call
 from dialer.sql.calls import insert_call
+from dialer.sql.campaigns import campaign_state
 from dialer.sql.dnc import listed
 from dialer.sql.engine import SqlEngine, Tx
 from dialer.store import Admission, IdempotencyConflict, IdempotencyKey
@@ -34,6 +35,9 @@ class Admissions(SqlEngine):
                 earlier = _idempotent_answer(tx, idempotency)
                 if earlier is not None:
                     return earlier
+            # Held shared to the commit, so a cancel cannot miss a call admitted meanwhile.
+            if campaign_state(tx, call.campaign, lock=self.for_share) == "cancelled":
+                return Admission("campaign_cancelled", None)
             admission = _decide_admission(tx, call, dedupe_since)
             if admission.outcome == "created":
                 insert_call(tx, call)

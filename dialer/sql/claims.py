@@ -16,7 +16,7 @@ from datetime import datetime
 from dialer.codec import parse_ts, ts
 from dialer.model import Attempt, Call, Campaign, Claim
 from dialer.sql.calls import ATTEMPT_COLUMNS, CALL_COLUMNS, call_from_row
-from dialer.sql.campaigns import select_campaigns
+from dialer.sql.campaigns import select_campaigns, stopped_campaigns
 from dialer.sql.engine import SqlEngine, Tx
 from dialer.store import ClaimLimits, Planner
 
@@ -46,8 +46,13 @@ class Claims(SqlEngine):
     ) -> list[Claim]:
         campaigns = {c.name: c for c in select_campaigns(tx)}
         room_left = _campaign_room(tx, campaigns)
+        # Full, paused or cancelled: none of their calls is a candidate. A pause or cancel
+        # takes the claim lock too, so it falls wholly before or after this claim.
         full = [name for name, left in room_left.items() if left <= 0]
-        excluded = f"AND campaign NOT IN ({', '.join('?' * len(full))}) " if full else ""
+        full += stopped_campaigns(tx)
+        # "campaign NOT IN" alone is never true for a call without a campaign (NULL).
+        marks = ", ".join("?" * len(full))
+        excluded = f"AND (campaign IS NULL OR campaign NOT IN ({marks})) " if full else ""
         candidates = tx.rows(
             f"SELECT {CALL_COLUMNS} FROM dialer_calls WHERE next_at IS NOT NULL AND next_at <= ? "
             f"{excluded}ORDER BY next_at, created_at LIMIT ?{self.skip_locked}",

@@ -3,13 +3,14 @@ are written in one transaction, on the call's row held locked."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 
 from dialer.codec import opt_ts, result_json, ts
-from dialer.model import Call
+from dialer.model import CAMPAIGN_CANCELLED, Call
 from dialer.sql.calls import select_attempts, select_call
-from dialer.sql.campaigns import select_campaign
+from dialer.sql.campaigns import campaign_state, select_campaign
 from dialer.sql.engine import SqlEngine, Tx
 from dialer.sql.webhook_outbox import enqueue_webhook
 from dialer.store import Decider, Ending, Notifier
@@ -45,6 +46,9 @@ class AttemptEndings(SqlEngine):
             if not any(a.number == number and a.state != "ended" for a in attempts):
                 return False
             ending = decide(call, attempts, select_campaign(tx, call.campaign))
+            cancelled = campaign_state(tx, call.campaign, lock=self.for_share) == "cancelled"
+            if cancelled and ending.next_at is not None:  # no retry in a cancelled campaign
+                ending = replace(ending, status="failed", next_at=None, reason=CAMPAIGN_CANCELLED)
             _end_attempt(tx, call, number, ending)
             after = select_call(tx, call_id)
             assert after is not None

@@ -22,6 +22,7 @@ class Tx(Protocol):
 class SqlEngine(ABC):
     skip_locked = ""  # the suffix that takes due rows without waiting on locked ones
     for_update = ""  # row lock for a read-then-write (PostgreSQL; SQLite holds the db lock)
+    for_share = ""  # a lock that keeps a row from changing while others may read it too
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Tx]:

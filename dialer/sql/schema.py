@@ -18,6 +18,11 @@ SCHEMA = (
         detail TEXT, ended_at TEXT, PRIMARY KEY (call_id, number))""",
     "CREATE INDEX IF NOT EXISTS dialer_attempts_state ON dialer_attempts (state)",
     """CREATE TABLE IF NOT EXISTS dialer_campaigns (name TEXT PRIMARY KEY, config TEXT NOT NULL)""",
+    # A table of its own rather than a column, so stores made before pause/cancel migrate by
+    # this idempotent statement alone; a campaign without a row here is active.
+    """CREATE TABLE IF NOT EXISTS dialer_campaign_states (
+        name TEXT PRIMARY KEY, state TEXT NOT NULL, changed_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dialer_calls_campaign ON dialer_calls (campaign, status)",
     """CREATE TABLE IF NOT EXISTS dialer_dnc (
         phone TEXT PRIMARY KEY, reason TEXT, added_at TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS dialer_idempotency (
