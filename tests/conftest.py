@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 import config
+from tests.e2e_support import phones, start_lab  # noqa: F401  (fixtures for the e2e modules)
 
 # Tests never read a developer's .env, real keys or shell settings: every setting a test needs,
 # it sets.

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from dialer.dispatch import DispatchError, DispatchRequest
 from dialer.hours import CallingHours
 from dialer.model import Call, Consent, Lead
@@ -62,6 +64,18 @@ def make_call(
         updated_at=now,
         next_at=next_at or now,
     )
+
+
+ENGINES = ["sqlite", "postgres"]
+
+
+def engine_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """The body of a ``store`` fixture parametrised over ENGINES: the store on that engine
+    (PostgreSQL in a fresh database of the session's cluster), closed after the test."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    opened = open_test_store(request.param, tmp_path, url)
+    yield opened
+    opened.close()
 
 
 def open_test_store(kind: str, tmp_path: Path, postgres_url: str | None) -> SqlStore:

@@ -26,7 +26,13 @@ from dialer.sql_store import SqlStore
 from dialer.sqlite_store import SqliteStore
 from dialer.store import ClaimLimits
 from tests.conftest import Clock
-from tests.dialer_support import MONDAY_10_NY, make_call, make_policy, open_test_store
+from tests.dialer_support import (
+    ENGINES,
+    MONDAY_10_NY,
+    engine_store,
+    make_call,
+    make_policy,
+)
 from tests.pg_cluster import postgres_url  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.integration
@@ -35,12 +41,9 @@ LIMITS = ClaimLimits(max_concurrent=50, pace=Pace(1000.0), batch=50)
 WEBHOOK = "http://127.0.0.1:9/hook"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=ENGINES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    opened = open_test_store(request.param, tmp_path, url)
-    yield opened
-    opened.close()
+    yield from engine_store(request, tmp_path)
 
 
 _seconds = itertools.count()

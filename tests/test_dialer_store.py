@@ -16,7 +16,13 @@ from dialer.retry import RetryPolicy
 from dialer.sql_store import SqlStore
 from dialer.store import ApiKey, ClaimLimits, IdempotencyConflict, IdempotencyKey, Planner
 from tests.conftest import Clock
-from tests.dialer_support import MONDAY_10_NY, make_call, make_policy, open_test_store
+from tests.dialer_support import (
+    ENGINES,
+    MONDAY_10_NY,
+    engine_store,
+    make_call,
+    make_policy,
+)
 from tests.pg_cluster import postgres_url  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.integration
@@ -25,12 +31,9 @@ LIMITS = ClaimLimits(max_concurrent=10, pace=Pace(100.0))
 WEBHOOK = "http://127.0.0.1:9/hook"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=ENGINES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    opened = open_test_store(request.param, tmp_path, url)
-    yield opened
-    opened.close()
+    yield from engine_store(request, tmp_path)
 
 
 def _now_plan(now: datetime) -> Planner:

@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ import pytest
 from aiohttp import web
 
 import prompts
-from callab.audio import AudioToolMissing, level_dbfs, phone_line, speech_spans, write_wav
-from callab.harness import CallLab, CallRefused, LabConfig
+from callab.audio import level_dbfs, phone_line, speech_spans, write_wav
+from callab.harness import CallLab, CallRefused
 from callab.phone import TRUNK_NUMBER, TestPhone
 from callab.scenarios import (
     BARGE_IN_LINES,
@@ -49,51 +48,18 @@ from callab.sip_phone import SipPhone, free_udp_port
 from callab.standins.chat_script import message_text
 from callab.standins.speech import parse_wav
 from dialer.webhooks import verify
-from localstack import StackNotInstalled
+from tests.e2e_support import (
+    StartLab,
+    eventually,
+    eventually_async,
+    spoken_texts,
+    zone_at_midday,
+)
 from tests.worlds import EmbeddedWorld
 
 pytestmark = pytest.mark.e2e
 
-StartLab = Callable[..., Awaitable[CallLab]]
 CLOSINGS = prompts.load_yaml("closings.yaml")
-
-
-@pytest.fixture
-async def start_lab(tmp_path: Path) -> AsyncIterator[StartLab]:
-    labs: list[CallLab] = []
-
-    async def start(**config: Any) -> CallLab:
-        lab = CallLab(LabConfig(workdir=tmp_path / "lab", **config))
-        try:
-            await lab.__aenter__()
-        except (StackNotInstalled, AudioToolMissing) as exc:
-            pytest.fail(f"{exc}", pytrace=False)
-        labs.append(lab)
-        return lab
-
-    yield start
-    for lab in labs:
-        await lab.aclose()
-
-
-@pytest.fixture
-async def phones(tmp_path: Path) -> AsyncIterator[list[TestPhone]]:
-    """Phones to hang up after the test; each leaves its recording in tmp_path."""
-    placed: list[TestPhone] = []
-    yield placed
-    for index, phone in enumerate(placed):
-        phone.write_recording(tmp_path / f"heard{index or ''}.wav")
-        await phone.hang_up()
-
-
-async def eventually(check: Callable[[], Any], *, limit_s: float = 30.0) -> Any:
-    """The first truthy result of `check`, polled until `limit_s`."""
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not (result := check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.2)
-    return result
 
 
 def tool_calls_made(lab: CallLab) -> list[tuple[str, dict[str, Any]]]:
@@ -120,10 +86,6 @@ def tool_result(lab: CallLab, name: str) -> dict[str, Any]:
     (content,) = [m["content"] for m in history if m.get("tool_call_id") in ids]
     result: dict[str, Any] = json.loads(content)
     return result
-
-
-def spoken_texts(lab: CallLab) -> list[str]:
-    return [context.text for context in lab.tts.contexts if context.text]
 
 
 async def test_inbound_call_qualifies_books_and_hangs_up(
@@ -408,13 +370,6 @@ async def test_inbound_call_over_sip_is_routed_by_our_dispatch_rule_and_answered
 WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
 
 
-def zone_at_midday(now: datetime) -> str:
-    """A fixed-offset zone where it is late morning or afternoon right now, so the lead is
-    inside calling hours whenever the test runs."""
-    offset = min(range(-12, 15), key=lambda o: (abs((now.hour + o) % 24 - 13), abs(o)))
-    return f"Etc/GMT{-offset:+d}" if offset else "UTC"
-
-
 async def test_a_web_form_lead_is_dialed_answered_reported_and_webhooked(
     start_lab: StartLab, tmp_path: Path
 ) -> None:
@@ -484,12 +439,3 @@ async def test_a_web_form_lead_is_dialed_answered_reported_and_webhooked(
         assert event["id"] == f"evt_{accepted['id']}" and event["call"]["status"] == "completed"
     finally:
         await runner.cleanup()
-
-
-async def eventually_async(check: Callable[[], Awaitable[Any]], *, limit_s: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not (result := await check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.3)
-    return result

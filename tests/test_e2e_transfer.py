@@ -12,15 +12,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from callab.phone import TestPhone
+from callab.harness import CallLab
+from callab.phone import SaidLine, TestPhone
 from callab.scenarios import CALLER, TRANSFER_LINES, TRANSFER_REASON, TRANSFER_SCRIPT
-from tests.test_e2e_calls import StartLab, eventually, phones, spoken_texts, start_lab
+from tests.e2e_support import StartLab, eventually, spoken_texts
 
 pytestmark = pytest.mark.e2e
-__all__ = ["phones", "start_lab"]  # the fixtures, shared with the other e2e tests
 
 REP_PHONE = "+14155550142"
 REP_HELLO = "Hi Dana this is Sam from sales how can I help"
@@ -47,14 +48,16 @@ def max_run(quiet: list[float], *, since: float, until: float, step: float = 0.0
     return longest
 
 
-async def test_caller_asks_for_a_person_waits_on_hold_and_is_joined_to_the_rep_who_accepts(
-    start_lab: StartLab, phones: list[TestPhone], tmp_path: Path
-) -> None:
+async def caller_asks_for_sales(
+    start_lab: StartLab, phones: list[TestPhone], tmp_path: Path, **rep_phone: Any
+) -> tuple[CallLab, TestPhone, TestPhone, SaidLine]:
+    """The lab with Sam on the roster, Sam's phone (``rep_phone``: its ringing and keys) at the
+    end of the outbound trunk, and a caller who has asked for someone in sales."""
     lab = await start_lab(
         script=TRANSFER_SCRIPT, utterances=[line.heard for line in TRANSFER_LINES], vendors=True
     )
     add_rep(lab.worker_env(), tmp_path / "lab")
-    rep = TestPhone(call_to=None, ring_s=RING_S, digits="1")  # takes the call with 1
+    rep = TestPhone(call_to=None, **rep_phone)
     phones.append(rep)
     await rep.dial(wait_answer=False)
     await lab.provision_sip(outbound_address=rep.address)
@@ -63,6 +66,15 @@ async def test_caller_asks_for_a_person_waits_on_hold_and_is_joined_to_the_rep_w
     assert caller.joined_at is not None
     (line,) = TRANSFER_LINES
     asked = await caller.say_after_agent(line.spoken, since=caller.joined_at)
+    return lab, rep, caller, asked
+
+
+async def test_caller_asks_for_a_person_waits_on_hold_and_is_joined_to_the_rep_who_accepts(
+    start_lab: StartLab, phones: list[TestPhone], tmp_path: Path
+) -> None:
+    lab, rep, caller, asked = await caller_asks_for_sales(
+        start_lab, phones, tmp_path, ring_s=RING_S, digits="1"
+    )  # takes the call with 1
     rep_answered = await rep.answered(limit_s=40)
     briefed = await rep.agent_starts_speaking(after=rep_answered, limit_s=10)
     # The agent introduces the rep to the caller; once it is quiet the rep says hello.
@@ -107,19 +119,9 @@ async def test_caller_asks_for_a_person_waits_on_hold_and_is_joined_to_the_rep_w
 async def test_a_rep_who_passes_sends_the_agent_back_to_the_caller_with_another_offer(
     start_lab: StartLab, phones: list[TestPhone], tmp_path: Path
 ) -> None:
-    lab = await start_lab(
-        script=TRANSFER_SCRIPT, utterances=[line.heard for line in TRANSFER_LINES], vendors=True
-    )
-    add_rep(lab.worker_env(), tmp_path / "lab")
-    rep = TestPhone(call_to=None, ring_s=0.5, digits="2")  # passes on the call with 2
-    phones.append(rep)
-    await rep.dial(wait_answer=False)
-    await lab.provision_sip(outbound_address=rep.address)
-    caller = await lab.place_call(CALLER)
-    phones.append(caller)
-    assert caller.joined_at is not None
-    (line,) = TRANSFER_LINES
-    await caller.say_after_agent(line.spoken, since=caller.joined_at)
+    lab, rep, caller, _ = await caller_asks_for_sales(
+        start_lab, phones, tmp_path, ring_s=0.5, digits="2"
+    )  # passes on the call with 2
     rep_answered = await rep.answered(limit_s=40)
     await rep.line_closes(limit_s=20)  # passed: the agent hangs up on the rep
     back = await caller.agent_starts_speaking(after=rep.disconnected_at or rep_answered, limit_s=15)
@@ -140,19 +142,9 @@ async def test_a_rep_who_passes_sends_the_agent_back_to_the_caller_with_another_
 async def test_a_caller_who_hangs_up_on_hold_stops_the_rep_ringing_and_is_recorded(
     start_lab: StartLab, phones: list[TestPhone], tmp_path: Path
 ) -> None:
-    lab = await start_lab(
-        script=TRANSFER_SCRIPT, utterances=[line.heard for line in TRANSFER_LINES], vendors=True
-    )
-    add_rep(lab.worker_env(), tmp_path / "lab")
-    rep = TestPhone(call_to=None, ring_s=30.0)  # rings and rings
-    phones.append(rep)
-    await rep.dial(wait_answer=False)
-    await lab.provision_sip(outbound_address=rep.address)
-    caller = await lab.place_call(CALLER)
-    phones.append(caller)
-    assert caller.joined_at is not None
-    (line,) = TRANSFER_LINES
-    await caller.say_after_agent(line.spoken, since=caller.joined_at)
+    lab, rep, caller, _ = await caller_asks_for_sales(
+        start_lab, phones, tmp_path, ring_s=30.0
+    )  # rings and rings
     await rep.sip_event("invite", limit_s=40)  # the rep's phone rings ...
     await caller.hang_up()  # ... and the caller gives up on hold
     stopped = await rep.sip_event("hangup", limit_s=15)

@@ -10,7 +10,6 @@ answers LiveKit's answering-machine classification by its keyword rule).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,40 +18,24 @@ import aiohttp
 import numpy as np
 import pytest
 
-from callab.audio import AudioToolMissing, level_dbfs, phone_line, speech_spans, write_wav
-from callab.harness import CallLab, LabConfig
+from callab.audio import level_dbfs, phone_line, speech_spans, write_wav
 from callab.scenarios import CALLER, script
 from callab.sip_phone import SipPhone, free_udp_port
 from callab.standins.speech import parse_wav
-from localstack import StackNotInstalled
 from prompts.lines import greeting_lines, voicemail_lines
-from tests.test_e2e_calls import eventually_async, spoken_texts, zone_at_midday
+from tests.e2e_support import (
+    StartLab,
+    eventually_async,
+    spoken_texts,
+    zone_at_midday,
+)
 from tests.worlds import EmbeddedWorld
 
 pytestmark = pytest.mark.e2e
 
-StartLab = Callable[..., Awaitable[CallLab]]
 GREETING = "Hi, you've reached Dana. Please leave a message after the tone."
 RATE = 8000
 LEAD_IN_S, GAP_S, BEEP_S = 0.5, 0.6, 0.5
-
-
-@pytest.fixture
-async def start_lab(tmp_path: Path) -> AsyncIterator[StartLab]:
-    labs: list[CallLab] = []
-
-    async def start(**config: Any) -> CallLab:
-        lab = CallLab(LabConfig(workdir=tmp_path / "lab", **config))
-        try:
-            await lab.__aenter__()
-        except (StackNotInstalled, AudioToolMissing) as exc:
-            pytest.fail(f"{exc}", pytrace=False)
-        labs.append(lab)
-        return lab
-
-    yield start
-    for lab in labs:
-        await lab.aclose()
 
 
 def mailbox_wav(path: Path) -> tuple[Path, float]:

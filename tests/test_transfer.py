@@ -19,7 +19,7 @@ from calls.qualification import Qualification, load_criteria
 from calls.state import CallState, Lead
 from dialer.sql_store import SqlStore
 from integrations.crm import Contact
-from tests.dialer_support import open_test_store
+from tests.dialer_support import ENGINES, engine_store
 from tests.pg_cluster import postgres_url  # noqa: F401  (the fixture)
 from transfer import Roster, RosterError, WorkingHours, load_routing
 from transfer.bridge import _unsupported
@@ -43,12 +43,9 @@ class Clock:
         self.at += timedelta(seconds=seconds)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=ENGINES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    opened = open_test_store(request.param, tmp_path, url)
-    yield opened
-    opened.close()
+    yield from engine_store(request, tmp_path)
 
 
 @pytest.fixture

@@ -149,6 +149,9 @@ class PhoneConsult:
             with contextlib.suppress(Exception):
                 await self._session.say(text, add_to_chat_ctx=False).wait_for_playout()
 
+    async def tell_caller_left(self) -> None:
+        await self.say(self._lines.caller_left)
+
     async def hang_up_rep(self) -> None:
         with contextlib.suppress(api.TwirpError):
             await self._lkapi.room.remove_participant(

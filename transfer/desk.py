@@ -215,7 +215,7 @@ class TransferDesk:
         started = time.monotonic()
         consult = PhoneConsult(
             rep=rep, room_name=f"{self._room.name}-consult-{number}",
-            lkapi=self._lkapi(), ws_url=self._settings.ws_url, token=self._token,
+            lkapi=self._api, ws_url=self._settings.ws_url, token=self._token,
             trunk_id=trunk, tts_engine=self._tts,
             lines=ConsultLines(
                 intro=prompts.render(self._lines["brief_intro"], rep=rep.name.split()[0],
@@ -234,7 +234,7 @@ class TransferDesk:
             else:
                 answer = await consult.answer()
         except _CallerLeft:
-            await consult.say(consult._lines.caller_left)
+            await consult.tell_caller_left()
             await consult.hang_up_rep()
             await consult.aclose(delete_room=True)
             self._consult = None
@@ -262,7 +262,7 @@ class TransferDesk:
         if caller is None or rep_part is None:
             raise RuntimeError("the caller or the rep left while connecting")
         moved = await move_supported_and_done(
-            self._lkapi(), identity=consult.identity, from_room=consult.room_name,
+            self._api, identity=consult.identity, from_room=consult.room_name,
             to_room=self._room.name,
         )  # fmt: skip
         if not moved:
@@ -329,9 +329,6 @@ class TransferDesk:
                 if region:
                     facts[REGION] = region
         return facts
-
-    def _lkapi(self) -> api.LiveKitAPI:
-        return self._api
 
     async def _trunk_id(self) -> str | None:
         """SIP_OUTBOUND_TRUNK_ID, else the outbound trunk provisioning created for us."""

@@ -1,0 +1,77 @@
+"""What the e2e test modules share: a lab per test (started on demand, stopped after), phones
+hung up after the test with their recordings kept, and polling helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callab.audio import AudioToolMissing
+from callab.harness import CallLab, LabConfig
+from callab.phone import TestPhone
+from localstack import StackNotInstalled
+
+StartLab = Callable[..., Awaitable[CallLab]]
+
+
+@pytest.fixture
+async def start_lab(tmp_path: Path) -> AsyncIterator[StartLab]:
+    labs: list[CallLab] = []
+
+    async def start(**config: Any) -> CallLab:
+        lab = CallLab(LabConfig(workdir=tmp_path / "lab", **config))
+        try:
+            await lab.__aenter__()
+        except (StackNotInstalled, AudioToolMissing) as exc:
+            pytest.fail(f"{exc}", pytrace=False)
+        labs.append(lab)
+        return lab
+
+    yield start
+    for lab in labs:
+        await lab.aclose()
+
+
+@pytest.fixture
+async def phones(tmp_path: Path) -> AsyncIterator[list[TestPhone]]:
+    """Phones to hang up after the test; each leaves its recording in tmp_path."""
+    placed: list[TestPhone] = []
+    yield placed
+    for index, phone in enumerate(placed):
+        phone.write_recording(tmp_path / f"heard{index or ''}.wav")
+        await phone.hang_up()
+
+
+async def eventually(check: Callable[[], Any], *, limit_s: float = 30.0) -> Any:
+    """The first truthy result of `check`, polled until `limit_s`."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not (result := check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.2)
+    return result
+
+
+def spoken_texts(lab: CallLab) -> list[str]:
+    return [context.text for context in lab.tts.contexts if context.text]
+
+
+def zone_at_midday(now: datetime) -> str:
+    """A fixed-offset zone where it is late morning or afternoon right now, so the lead is
+    inside calling hours whenever the test runs."""
+    offset = min(range(-12, 15), key=lambda o: (abs((now.hour + o) % 24 - 13), abs(o)))
+    return f"Etc/GMT{-offset:+d}" if offset else "UTC"
+
+
+async def eventually_async(check: Callable[[], Awaitable[Any]], *, limit_s: float) -> Any:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not (result := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.3)
+    return result
