@@ -159,6 +159,7 @@ async def call_out(
             timings=ScreenTimings(no_beep_s=business.voicemail_no_beep_seconds),
             on_machine=agent.stop_conversation,
         )  # fmt: skip
+        agent.begin_screening()
         await screen.start()
     if not await dial_out(ctx, dial, state=call.state, reports=reports):
         if screen is not None:
