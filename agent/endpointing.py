@@ -47,8 +47,17 @@ AUXILIARIES: dict[str, frozenset[str]] = {
         should shall might must may"""
     ),
 }
+# Verbs that want an object: after a pronoun they leave the sentence open ("we use", "I need");
+# verbs that end short answers ("I see", "I know", "I agree") are not among them.
+OBJECT_VERBS: dict[str, frozenset[str]] = {
+    "en": _words(
+        """use need want like get make take mean think sell buy run pay spend call send
+        tell give bring offer prefer love hate try using needed wanted"""
+    ),
+}
+RELATIVES: dict[str, frozenset[str]] = {"en": _words("what which that who whatever")}
 SUBJECTS: dict[str, frozenset[str]] = {
-    "en": _words("i we you they he she it that there this who"),
+    "en": _words("i we you they he she it that there this who i'd we'd you'd they'd i'll we'll"),
 }
 _WORD = re.compile(r"[\w']+")
 _TRAILING_OPEN = re.compile(r"(,|;|:|-|\.\.\.|…)\s*$")
@@ -69,7 +78,10 @@ def sentence_left_open(text: str, language: str) -> bool | None:
     if _TRAILING_OPEN.search(text) or words[-1] in OPEN_ENDINGS[code]:
         return True
     after_subject = len(words) > 1 and words[-2] in SUBJECTS[code]
-    return words[-1] in AUXILIARIES[code] and not after_subject
+    if after_subject:  # "what we use" has its object before it
+        fronted = len(words) > 2 and words[-3] in RELATIVES[code]
+        return words[-1] in OBJECT_VERBS[code] and not fronted
+    return words[-1] in AUXILIARIES[code]
 
 
 class TranscriptGate:

@@ -37,7 +37,7 @@ FINISHED = [
     "My email is dana at acme dot com.", "We have offices in three countries.",
     "I'd like to talk to a person.", "Probably by the end of March.",
     "It's for the whole company.", "We looked at two other vendors.", "Sure, go ahead.",
-    "Yes, it is.",
+    "Yes, it is.", "I see.", "I agree.", "Yes, I know.",
 ]  # fmt: skip
 CUT = [
     "My budget is", "We need a better way to", "Our team is about", "The main problem is that",
@@ -45,7 +45,7 @@ CUT = [
     "Can you send me the", "I'm looking for something that", "The reason I called is",
     "Well, we have", "It depends on the", "Because our current", "We looked at two other",
     "So the thing is", "I'd like to talk to", "Probably by the end of", "It's for the",
-    "My email is dana at",
+    "My email is dana at", "We use", "I need",
 ]  # fmt: skip
 THRESHOLDS = (0.1, 0.2, 0.3, 0.36, 0.45, 0.55)
 

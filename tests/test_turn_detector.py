@@ -44,6 +44,10 @@ def test_model_weights_ship_in_the_wheel_and_infer_offline(monkeypatch):
         ("I'd like to talk to the", True),
         ("Because our current, um", True),
         ("Well, we have,", True),
+        ("We use", True),  # a verb that wants an object, after a pronoun
+        ("I'd like", True),
+        ("That's what we use.", False),
+        ("I see.", False),
         ("around fifty thousand a year.", False),
         ("Hi, I'm Dana from Acme.", False),
         ("Yes, it is.", False),  # an auxiliary after a pronoun ends a short answer
