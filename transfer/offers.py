@@ -183,12 +183,14 @@ class ConsoleOffers:
         with self._store.transaction() as tx:
             changed = tx.run(
                 "UPDATE console_offers SET notes = ?, disposition = ?, noted_at = ? "
-                "WHERE id = ? AND rep_id = ? AND state = 'accepted'",
+                "WHERE id = ? AND rep_id = ? AND state = 'accepted' AND noted_at IS NULL",
                 (notes, disposition, self._now().isoformat(), offer_id, rep_id),
             )
         offer = self.get(offer_id)
-        if not changed or offer is None:
+        if offer is None or offer.rep_id != rep_id or offer.state != "accepted":
             raise OfferClosed("notes go on a call you took")
+        if not changed:
+            raise OfferClosed("the notes for this call are already saved")
         return offer
 
     def current(self, rep_id: str) -> Offer | None:
@@ -196,9 +198,9 @@ class ConsoleOffers:
         with self._store.transaction() as tx:
             rows = tx.rows(
                 f"SELECT {_COLUMNS} FROM console_offers WHERE rep_id = ? AND "
-                "(state = 'ringing' OR (state = 'accepted' AND ended_at IS NULL)) "
-                "ORDER BY offered_at DESC LIMIT 1",
-                (rep_id,),
+                "((state = 'ringing' AND decide_by >= ?) OR "
+                "(state = 'accepted' AND ended_at IS NULL)) ORDER BY offered_at DESC LIMIT 1",
+                (rep_id, self._now().isoformat()),
             )
         return _offer(rows[0]) if rows else None
 
