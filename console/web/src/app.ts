@@ -1,6 +1,8 @@
 // The rep console: sign-in, availability, the incoming-transfer card, the call, the notes.
 // It talks to /console/api with its session cookie and to LiveKit with livekit-client.
 import {
+  type Participant,
+  ParticipantKind,
   Room,
   RoomEvent,
   Track,
@@ -357,10 +359,14 @@ class Console {
       const attributes = reader.info.attributes ?? {};
       const segment = attributes["lk.segment_id"] ?? reader.info.id;
       const trackSid = attributes["lk.transcribed_track_id"];
-      let speaker = from.identity;
+      let speaker: Participant | undefined = room.getParticipantByIdentity(from.identity);
       for (const p of room.remoteParticipants.values()) {
-        if (trackSid && p.trackPublications.has(trackSid)) speaker = p.identity;
+        if (trackSid && p.trackPublications.has(trackSid)) speaker = p;
       }
+      const who = !speaker ? from.identity
+        : speaker.kind === ParticipantKind.SIP ? "Caller"
+        : speaker.isAgent ? "Agent"
+        : speaker === room.localParticipant ? "You" : speaker.name || speaker.identity;
       let line = lines.get(segment);
       if (!line) {
         line = document.createElement("p");
@@ -370,7 +376,6 @@ class Console {
       let text = "";
       for await (const chunk of reader) {
         text += chunk;
-        const who = speaker.startsWith("sip-") ? "Caller" : speaker.startsWith("agent") ? "Agent" : speaker;
         line.innerHTML = "";
         const b = document.createElement("b"); b.textContent = `${who}: `;
         line.append(b, document.createTextNode(text));
