@@ -160,6 +160,11 @@ class SalesAgent(Agent):
     async def on_user_turn_completed(
         self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
     ) -> None:
+        if self._call.state.transfer == "rep_accepted":
+            # Handed to a rep: the caller's words are kept (transcript, rep's screen), never
+            # answered.
+            self.session.history.insert(new_message)
+            raise StopResponse()
         if self._greeted and self._talking and not self._screening:
             return
         # The callee's "Hello?" is answered with the opener, not the LLM (and a mailbox's

@@ -248,6 +248,11 @@ class LeadApiSettings(BaseSettings):
     leadapi_port: int = Field(8080, ge=1, le=65535)
     lead_consent_required: bool = Field(True, description="refuse leads without consent")
     lead_dedupe_hours: float = Field(24.0, ge=0, description="same phone within: same call")
+    console_public_url: str = Field(
+        "http://127.0.0.1:8080", description="the lead API as reps reach it (invite links)"
+    )
+    console_session_hours: float = Field(8.0, gt=0, le=720, description="rep console sign-in")
+    console_invite_hours: float = Field(72.0, gt=0, le=720, description="invite link validity")
 
 
 def minutes_list(value: str) -> tuple[float, ...]:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from console import ConsoleDeps, mount_console
 from dialer.model import CallResult, Campaign
 from dialer.outcomes import AttemptRef, AttemptReport, OutcomeReporter
 from dialer.store import ApiKey, IdempotencyConflict, IdempotencyKey, Store
@@ -50,6 +51,7 @@ class ApiDeps:
     now: Callable[[], datetime]
     random_hex: Callable[[], str] = field(default=lambda: secrets.token_hex(12))
     metrics: ApiMetrics = field(default_factory=ApiMetrics)  # served at /metrics
+    console: ConsoleDeps | None = None  # the rep console at /console/ (console/)
 
 
 _UNAUTHORISED = {"detail": "a valid API key is required"}
@@ -87,6 +89,8 @@ def build_app(deps: ApiDeps) -> FastAPI:
                                          rules=deps.rules, now=deps.now,
                                          random_hex=deps.random_hex))  # fmt: skip
     app.include_router(router)
+    if deps.console is not None:
+        mount_console(app, deps.console)
     deps.metrics.install(app)
     return app
 

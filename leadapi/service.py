@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
+from console import ConsoleDeps
 from dialer.policy import DialPolicy
 from dialer.service import build_reporter
 from dialer.sql_store import SqlStore
@@ -35,6 +36,7 @@ def app_for(
     *,
     store: SqlStore,
     now: Callable[[], datetime] = utc_now,
+    console: ConsoleDeps | None = None,
 ) -> FastAPI:
     rules = admission_rules(settings)
     deps = ApiDeps(
@@ -43,5 +45,6 @@ def app_for(
         reporter=build_reporter(settings.dialer, settings.business, queue=store, now=now),
         rules=rules,
         now=now,
+        console=console,
     )
     return build_app(deps)
