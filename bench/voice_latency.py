@@ -59,6 +59,7 @@ TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
     "max_endpointing_delay": "MAX_ENDPOINTING_DELAY",
     "preemptive_generation": "PREEMPTIVE_GENERATION",
     "vad_min_silence": "VAD_MIN_SILENCE_SECONDS",
+    "min_interruption": "MIN_INTERRUPTION_SECONDS",
 }
 
 
@@ -180,6 +181,7 @@ async def run_level(
     """`repeat` rounds of `concurrency` simultaneous calls (staggered by `stagger_s`)."""
     assert lab.worker is not None
     log_from = len(lab.worker_log())
+    stt_from = len(lab.stt.utterances)
     idle_rss = TreeSampler(lab.worker.pid).rss_now()
     started = time.monotonic()
     outcomes: list[tuple[CallResult, TestPhone]] = []
@@ -204,7 +206,73 @@ async def run_level(
         "calls": len(done),
         "errors": [r.error for r in results if r.error],
         "worker_metrics": turn_metrics(lab.worker_log()[log_from:]),
+        "worker_turns": worker_turns(lab.worker_log()[log_from:]),
+        # what the STT stand-in actually took per utterance (its speech end to its text sent)
+        "stt_ms": [
+            round(u.transcription_s * 1000, 1)
+            for u in lab.stt.utterances[stt_from:]
+            if u.transcription_s is not None
+        ],
     }
+
+
+_TURN_LINE = re.compile(r"turn_latency ((?:\w+=[\d.\-]+ ?)+)")
+
+
+def worker_turns(log: str) -> list[list[dict[str, float]]]:
+    """Each call's answered turns as the worker measured them (``metrics.calls`` logs one
+    ``turn_latency`` line per reply), calls in the order they first appear in the log."""
+    calls: dict[str, list[dict[str, float]]] = {}
+    for record in _json_lines(log):
+        match = _TURN_LINE.search(str(record.get("msg", "")))
+        if match:
+            pairs = (pair.split("=", 1) for pair in match.group(1).split())
+            turn = {name: float(value) * 1000 for name, value in pairs}
+            calls.setdefault(str(record.get("room", "")), []).append(turn)
+    return list(calls.values())
+
+
+def turn_breakdown(
+    results: Sequence[CallResult],
+    worker: Sequence[Sequence[dict[str, float]]],
+    latencies: Latencies,
+) -> list[dict[str, float]]:
+    """Per answered turn, where its voice-to-voice went. Parts, in ms:
+    - ``end_of_turn``: the worker's end of the caller's speech to its decision that the turn
+      is over (VAD silence, endpointing delay, end-of-turn model);
+    - ``provider``: the LLM's time to first token and the TTS's time to first audio as the
+      worker measured them, after the decision (the stand-ins' configured times plus their
+      HTTP and websocket round trips); with preemptive generation part of the LLM's time
+      overlaps the end-of-turn wait, so this is an upper bound;
+    - ``our_code``: the rest of the worker's own end-of-speech to first-audio time (our hooks,
+      LiveKit Agents' scheduling, audio output); negative when preemptive generation hid
+      some of the LLM's time inside the end-of-turn wait;
+    - ``transport``: the phone's voice-to-voice minus the worker's (G.711 and Opus framing,
+      jitter buffers, the bridge, livekit-server, both ways).
+    A call's turns are matched in order, and only when the phone and the worker counted the
+    same number of answered turns for it (calls matched in the order they started)."""
+    turns: list[dict[str, float]] = []
+    done = [r for r in results if r.error is None]
+    if len(done) != len(worker):
+        return turns
+    for result, measured in zip(done, worker, strict=True):
+        if len(result.v2v_ms) != len(measured):
+            continue
+        for v2v, turn in zip(result.v2v_ms, measured, strict=True):
+            if "e2e" not in turn or "end_of_turn" not in turn:
+                continue
+            provider = turn.get("llm_ttft", latencies.llm_ttft_ms) + turn.get(
+                "tts_ttfb", latencies.tts_ttfb_ms
+            )
+            turns.append({
+                "v2v": round(v2v, 1), "worker_e2e": round(turn["e2e"], 1),
+                "end_of_turn": round(turn["end_of_turn"], 1),
+                "transcription": round(turn.get("transcription", float("nan")), 1),
+                "provider": round(provider, 1),
+                "our_code": round(turn["e2e"] - turn["end_of_turn"] - provider, 1),
+                "transport": round(v2v - turn["e2e"], 1),
+            })  # fmt: skip
+    return turns
 
 
 _METRIC_LINE = re.compile(r"(eou_metrics|llm_metrics|tts_metrics) ((?:\w+=[\w.\-]+ ?)+)")
@@ -252,7 +320,11 @@ def summarise(
 ) -> dict[str, Any]:
     done = [r for r in level["results"] if r.error is None]
     v2v = [ms for r in done for ms in r.v2v_ms]
-    configured = latencies.stt_final_ms + latencies.llm_ttft_ms + latencies.tts_ttfb_ms
+    # Provider time as the stand-ins took it: the STT's actual time (its end-of-speech
+    # window is the stand-in's, never ours) and the LLM's and TTS's configured times.
+    stt = statistics.median(level["stt_ms"]) if level["stt_ms"] else latencies.stt_final_ms
+    provider = stt + latencies.llm_ttft_ms + latencies.tts_ttfb_ms
+    turns = turn_breakdown(level["results"], level["worker_turns"], latencies)
     return {
         "profile": profile,
         "concurrency": concurrency,
@@ -261,7 +333,13 @@ def summarise(
         "answer_ms": percentiles([r.answer_ms for r in done if r.answer_ms is not None]),
         "greeting_ms": percentiles([r.greeting_ms for r in done if r.greeting_ms is not None]),
         "v2v_ms": percentiles(v2v),
-        "overhead_ms": percentiles([ms - configured for ms in v2v]),
+        "provider_ms": round(provider, 1),
+        "overhead_ms": percentiles([ms - provider for ms in v2v]),
+        "breakdown_ms": {
+            part: percentiles([t[part] for t in turns])
+            for part in ("end_of_turn", "provider", "our_code", "transport", "worker_e2e")
+        }
+        | {"turns": len(turns), "stt_actual": percentiles(level["stt_ms"])},
         "barge_in_stop_ms": percentiles(
             [r.barge_in_stop_ms for r in done if r.barge_in_stop_ms is not None]
         ),
@@ -292,6 +370,7 @@ def details(run: dict[str, Any], settings: dict[str, str], level: dict[str, Any]
         "worker_idle_rss_mb": round(level["worker_idle_rss_mb"], 1),
         "bench_process_cpu_pct": level["bench_process_cpu_pct"],
         "worker_metrics_median_ms": level["worker_metrics"],
+        "turns": turn_breakdown(level["results"], level["worker_turns"], PROFILES[run["profile"]]),
         "calls_raw": [asdict(r) for r in level["results"]],
     }
 
@@ -365,6 +444,12 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
         f"{run['worker_rss_mb_per_call']:>7} {run['worker_cpu_pct']:>6}  {settings}",
         flush=True,
     )
+    parts = run["breakdown_ms"]
+    if parts["turns"]:
+        print("    where the time goes, p50 ms over " + f"{parts['turns']} turns: " + ", ".join(
+            f"{name} {parts[name]['p50']:.0f}"
+            for name in ("end_of_turn", "provider", "our_code", "transport")
+        ) + f" (the STT stand-in took {parts['stt_actual']['p50']} ms)", flush=True)  # fmt: skip
     if extra["errors"]:
         print(f"    {len(extra['errors'])} call(s) failed: {extra['errors'][0]}", flush=True)
 
@@ -388,6 +473,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-endpointing-delay", type=_floats, default=None, metavar="S[,S]")
     parser.add_argument("--max-endpointing-delay", type=_floats, default=None, metavar="S[,S]")
     parser.add_argument("--preemptive-generation", type=_bools, default=None, metavar="BOOL[,BOOL]")
+    parser.add_argument("--min-interruption", type=_floats, default=None, metavar="S[,S]")
     parser.add_argument("--vad-min-silence", type=_floats, default=None, metavar="S[,S]",
                         help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
     args = parser.parse_args(argv)

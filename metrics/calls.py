@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -17,6 +18,12 @@ from metrics.families import (
     TURN_STAGE,
     VOICE_TO_VOICE,
 )
+
+logger = logging.getLogger("metrics.calls")
+
+# What a reply's metrics say about the turn before it, logged as one line per reply.
+_USER_TURN = (("end_of_turn", "end_of_turn_delay"), ("transcription", "transcription_delay"))
+_REPLY = (("llm_ttft", "llm_node_ttft"), ("tts_ttfb", "tts_node_ttfb"), ("e2e", "e2e_latency"))
 
 # LiveKit Agents' per-stage metrics (``metrics_collected``): the field each stage is read from.
 _STAGES = {
@@ -39,6 +46,7 @@ class CallMetrics:
         self._open = True
         self._session: Any = None
         self._barge_in = BargeInClock(_record_barge_in)
+        self._last_user_turn: dict[str, Any] = {}
         ACTIVE_CALLS.labels(direction).inc()
 
     def answered(self, *, at: float | None = None) -> None:
@@ -65,11 +73,24 @@ class CallMetrics:
                 TURN_STAGE.labels(stage).observe(seconds)
 
     def item_added(self, item: Any) -> None:
-        if getattr(item, "role", None) != "assistant":
+        role, figures = getattr(item, "role", None), getattr(item, "metrics", None) or {}
+        if role == "user":
+            self._last_user_turn = figures
             return
-        latency = (getattr(item, "metrics", None) or {}).get("e2e_latency")
+        if role != "assistant":
+            return
+        latency = figures.get("e2e_latency")
         if isinstance(latency, int | float) and latency >= 0:
             VOICE_TO_VOICE.observe(latency)
+            # One line per answered turn: where the worker's share of voice-to-voice went,
+            # from the caller's end of speech as the worker heard it (bench/voice_latency.py).
+            parts = [(name, self._last_user_turn.get(key)) for name, key in _USER_TURN]
+            parts += [(name, figures.get(key)) for name, key in _REPLY]
+            logger.info(
+                "turn_latency %s",
+                " ".join(f"{n}={v:.3f}" for n, v in parts if isinstance(v, int | float)),
+            )
+        self._last_user_turn = {}
 
     def agent_state(self, state: str, *, at: float, speech: Any = None) -> None:
         if state == "speaking" and not self._greeted and self._answered_at is not None:

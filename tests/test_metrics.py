@@ -158,17 +158,23 @@ def test_turn_stages_come_from_the_sdk_metrics_and_a_cancelled_generation_is_ski
     call.close()
 
 
-def test_voice_to_voice_is_the_replies_e2e_latency() -> None:
+def test_voice_to_voice_is_the_replies_e2e_latency(caplog) -> None:
     v2v = Delta(("sales_agent_voice_to_voice_seconds_count", {}),
                 ("sales_agent_voice_to_voice_seconds_sum", {}))  # fmt: skip
     call, session = watched()
-    for message in (
-        llm.ChatMessage(role="assistant", content=["Hello!"]),  # the greeting: no user turn
-        llm.ChatMessage(role="user", content=["hi"], metrics={"end_of_turn_delay": 0.5}),
-        llm.ChatMessage(role="assistant", content=["Sure."], metrics={"e2e_latency": 1.5}),
-    ):
-        session.emit("conversation_item_added", ConversationItemAddedEvent(item=message))
+    reply = {"e2e_latency": 1.5, "llm_node_ttft": 0.4, "tts_node_ttfb": 0.15}
+    with caplog.at_level("INFO", logger="metrics.calls"):
+        for message in (
+            llm.ChatMessage(role="assistant", content=["Hello!"]),  # the greeting: no user turn
+            llm.ChatMessage(role="user", content=["hi"], metrics={"end_of_turn_delay": 0.5}),
+            llm.ChatMessage(role="assistant", content=["Sure."], metrics=reply),
+        ):
+            session.emit("conversation_item_added", ConversationItemAddedEvent(item=message))
     assert v2v.now() == [1.0, 1.5]
+    # the turn's breakdown as the worker saw it, one line per answered turn
+    assert [r.getMessage() for r in caplog.records] == [
+        "turn_latency end_of_turn=0.500 llm_ttft=0.400 tts_ttfb=0.150 e2e=1.500"
+    ]
     call.close()
 
 
