@@ -23,7 +23,7 @@ from integrations.crm import (
 )
 from integrations.errors import InvalidRequest
 from integrations.phone import InvalidPhoneNumber, normalise_phone
-from integrations.scheduling import Event, EventConflict, EventRequest, Interval
+from integrations.scheduling import Event, EventConflict, EventRequest, Interval, SlotTaken
 
 T = TypeVar("T")
 
@@ -207,6 +207,19 @@ def _event(row: sqlite3.Row) -> Event:
     )
 
 
+def _refuse_overlap(db: sqlite3.Connection, span: Interval, own_id: str) -> None:
+    """Inside the write transaction: another confirmed event on the calendar in ``span``
+    means the slot is taken."""
+    rows = db.execute(
+        "SELECT * FROM events WHERE status = 'confirmed' AND id != ?", (own_id,)
+    ).fetchall()
+    for row in rows:
+        if Interval(
+            datetime.fromisoformat(row["start"]), datetime.fromisoformat(row["end"])
+        ).overlaps(span):
+            raise SlotTaken(f"event {row['id']} holds {span.start.isoformat()}")
+
+
 class EmbeddedCalendar:
     name = "embedded"
 
@@ -224,7 +237,10 @@ class EmbeddedCalendar:
         return await self._store.run(read)
 
     async def create_event(self, request: EventRequest) -> Event:
+        # One IMMEDIATE transaction (``EmbeddedStore.run``) holds SQLite's write lock from the
+        # overlap check to the insert, so two processes booking one slot are serialised.
         def write(db: sqlite3.Connection) -> Event:
+            _refuse_overlap(db, Interval(request.start, request.end), request.event_id)
             row = db.execute("SELECT * FROM events WHERE id = ?", (request.event_id,)).fetchone()
             if row is not None:
                 existing = _event(row)
@@ -264,6 +280,7 @@ class EmbeddedCalendar:
 
     async def move_event(self, event_id: str, *, start: datetime, end: datetime) -> Event:
         def write(db: sqlite3.Connection) -> Event:
+            _refuse_overlap(db, Interval(start, end), event_id)
             cur = db.execute(
                 "UPDATE events SET start = ?, \"end\" = ? WHERE id = ? AND status = 'confirmed'",
                 (start.isoformat(), end.isoformat(), event_id),
