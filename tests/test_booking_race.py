@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from calls.slots import BusinessHours, candidate_slots
-from integrations.scheduling import Calendar, Interval
+from integrations.embedded import EmbeddedCalendar, EmbeddedStore
+from integrations.scheduling import Calendar, EventRequest, Interval, SlotTaken
 from tests.agent_harness import new_call
 from tests.booking_racer import racer_email
 from tests.conftest import FIXED_NOW
@@ -184,3 +185,23 @@ def test_two_worker_processes_racing_on_google_calendar_book_once(tmp_path):
                 # Only the meeting that stayed invited anyone; a withdrawn one went unseen.
                 noticed = {w.event_id for w in google.writes[before:] if w.send_updates != "none"}
                 assert noticed == {held["id"]}, f"round {round_}"
+
+
+async def test_the_embedded_calendar_refuses_a_move_into_a_taken_slot(tmp_path):
+    store = EmbeddedStore(tmp_path / "embedded.sqlite3", now=lambda: FIXED_NOW)
+    calendar = EmbeddedCalendar(store)
+    first, second = racing_slots(2)
+
+    def request(event_id: str, slot: Interval) -> EventRequest:
+        return EventRequest(event_id=event_id, start=slot.start, end=slot.end,
+                            time_zone="UTC", summary="Intro", description="")  # fmt: skip
+
+    await calendar.create_event(request("aaaaa", first))
+    await calendar.create_event(request("bbbbb", second))
+    with pytest.raises(SlotTaken):
+        await calendar.move_event("bbbbb", start=first.start, end=first.end)
+    with pytest.raises(SlotTaken):
+        await calendar.create_event(request("ccccc", first))
+    moved = await calendar.get_event("bbbbb")
+    assert moved is not None and moved.start == second.start
+    store.close()
