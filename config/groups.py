@@ -175,6 +175,21 @@ class QueueSettings(BaseSettings):
     )
 
 
+class RetentionSettings(BaseSettings):
+    """How long call transcripts and recordings are kept (see README, privacy)."""
+
+    model_config = _ENV
+    transcript_retention_days: int = Field(
+        0, ge=0, description="days a call's transcript is kept in our stores; 0: keep"
+    )
+    recording_retention_days: int = Field(
+        0, ge=0, description="days a call's recording is kept under DATA_DIR; 0: keep"
+    )
+    retention_sweep_minutes: float = Field(
+        60, gt=0, description="how often the worker applies the retention settings"
+    )
+
+
 class DialerSettings(BaseSettings):
     """How the dialer paces, caps, times and retries outbound calls, and where results go."""
 

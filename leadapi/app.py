@@ -37,6 +37,8 @@ from leadapi.keys import KeyRing
 from leadapi.refusals import refuse
 from leadapi.schemas import DncIn, LeadAccepted, LeadIn, OutcomeIn, ProgressIn
 from metrics.api import ApiMetrics
+from privacy.api import contact_routes
+from privacy.forget import ContactEraser
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `python -m leadapi keys`")
 
@@ -50,6 +52,7 @@ class ApiDeps:
     now: Callable[[], datetime]
     random_hex: Callable[[], str] = field(default=lambda: secrets.token_hex(12))
     metrics: ApiMetrics = field(default_factory=ApiMetrics)  # served at /metrics
+    eraser: ContactEraser | None = None  # DELETE /v1/contacts/{phone}, when given
 
 
 _UNAUTHORISED = {"detail": "a valid API key is required"}
@@ -86,6 +89,8 @@ def build_app(deps: ApiDeps) -> FastAPI:
     campaign_routes(router, CampaignDeps(store=deps.store, reporter=deps.reporter,
                                          rules=deps.rules, now=deps.now,
                                          random_hex=deps.random_hex))  # fmt: skip
+    if deps.eraser is not None:
+        contact_routes(router, deps.eraser)
     app.include_router(router)
     deps.metrics.install(app)
     return app

@@ -14,6 +14,7 @@ from leadapi.admission import AdmissionRules
 from leadapi.app import ApiDeps, build_app
 from leadapi.keys import KeyRing
 from leadapi.settings import LeadApiProcessSettings
+from privacy.settings import eraser_for
 
 
 def utc_now() -> datetime:
@@ -43,5 +44,8 @@ def app_for(
         reporter=build_reporter(settings.dialer, settings.business, queue=store, now=now),
         rules=rules,
         now=now,
+        eraser=eraser_for(
+            settings.integrations, queue=store, default_region=settings.business.default_region
+        ),
     )
     return build_app(deps)

@@ -18,6 +18,7 @@ from dialer.sql_store import SqlStore
 from leadapi.admission import AdmissionRules
 from leadapi.app import ApiDeps, build_app
 from leadapi.keys import KeyRing
+from privacy.forget import ContactEraser
 from tests.conftest import Clock
 from tests.dialer_support import make_policy
 
@@ -35,6 +36,7 @@ def make_app(
     consent_required: bool = True,
     dedupe_hours: float = 24,
     webhook_urls: tuple[str, ...] = (),
+    eraser: ContactEraser | None = None,
 ) -> tuple[FastAPI, KeyRing]:
     policy = make_policy()
     counter = itertools.count(1)
@@ -51,6 +53,7 @@ def make_app(
         ),
         now=clock,
         random_hex=lambda: f"{next(counter):06d}",
+        eraser=eraser,
     )
     return build_app(deps), keys
 
