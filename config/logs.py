@@ -19,7 +19,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key in ("call_id", "event_id", "room"):
             if hasattr(record, key):
-                entry[key] = getattr(record, key)
+                # A SIP room is named after the caller ("call-_+14155550123_x"): masked too.
+                entry[key] = mask(str(getattr(record, key)))
         if record.exc_info:
             entry["exc"] = mask(self.formatException(record.exc_info))
         return json.dumps(entry)
