@@ -263,6 +263,12 @@ class LeadApiSettings(BaseSettings):
     leadapi_port: int = Field(8080, ge=1, le=65535)
     lead_consent_required: bool = Field(True, description="refuse leads without consent")
     lead_dedupe_hours: float = Field(24.0, ge=0, description="same phone within: same call")
+    leadapi_rate_limit_per_minute: float = Field(
+        600, ge=0, description="requests per minute per API key, sustained; 0: no limit"
+    )
+    leadapi_rate_limit_burst: int = Field(
+        60, ge=1, description="requests per API key allowed at once above the sustained rate"
+    )
 
 
 def minutes_list(value: str) -> tuple[float, ...]:

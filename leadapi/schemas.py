@@ -57,6 +57,7 @@ RefusalReason = Literal[
     "idempotency_key_reused",
     "campaign_exists",
     "campaign_cancelled",
+    "rate_limited",
 ]
 
 
