@@ -72,6 +72,13 @@ class HoursIn(BaseModel):
     end: time = time(20)
     days: list[Day] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
 
+    @field_validator("start", "end")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("calling hours are the lead's local time: give it without an offset")
+        return value
+
 
 class RetryIn(BaseModel):
     model_config = _STRICT
