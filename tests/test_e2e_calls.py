@@ -462,6 +462,17 @@ async def test_a_web_form_lead_is_dialed_answered_reported_and_webhooked(
         assert verify(WEBHOOK_SECRET, header=header, body=body, now=int(time.time()))
         event = json.loads(body)
         assert event["id"] == f"evt_{accepted['id']}" and event["call"]["status"] == "completed"
+        # The lead asks to be forgotten: the lead API process erases the queue's call and the
+        # worker's embedded CRM record of it, in the data directory they share.
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.delete(f"{api_url}/v1/contacts/{CALLER}") as response:
+                assert response.status == 200, await response.text()
+                forgotten = (await response.json())["removed"]
+            async with http.get(accepted["status_url"]) as gone:
+                assert gone.status == 404
+        assert (forgotten["queued_calls"], forgotten["call_attempts"]) == (1, 1)
+        assert forgotten["result_webhooks"] == 1 and forgotten["embedded_calls"] == 1
+        assert forgotten["embedded_contacts"] == 1
         logs = {f"{m}.log": lab.process_log(m) for m in ("dialer", "leadapi")}
         assert_logs_clean(lab, {"worker.log": lab.worker_log(), **logs})
     finally:
