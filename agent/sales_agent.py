@@ -121,6 +121,7 @@ class SalesAgent(Agent):
         self._greet_on_enter = greet_on_enter
         self._greeted = False
         self._talking = True  # False once a mailbox answered
+        self._screening = False  # True while voicemail detection has not yet decided
         self._quiet_callee: asyncio.Task[None] | None = None
 
     async def on_enter(self) -> None:
@@ -138,6 +139,15 @@ class SalesAgent(Agent):
         them saying nothing."""
         self._quiet_callee = asyncio.create_task(self._greet_if_quiet(quiet_s))
 
+    def begin_screening(self) -> None:
+        """Voicemail detection listens to the callee: until it decides, their turns are kept
+        and answered by the opener only (a reply the screen holds back would drop the turn)."""
+        self._screening = True
+
+    def open_conversation(self) -> None:
+        """A person answered: from now on their turns are the LLM's to answer."""
+        self._screening = False
+
     def stop_conversation(self) -> None:
         """A machine answered: its greeting and prompts are heard, never answered."""
         self._talking = False
@@ -150,11 +160,16 @@ class SalesAgent(Agent):
     async def on_user_turn_completed(
         self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
     ) -> None:
-        if self._greeted and self._talking:
+        if self._call.state.transfer == "rep_accepted":
+            # Handed to a rep: the caller's words are kept (transcript, rep's screen), never
+            # answered.
+            self.session.history.insert(new_message)
+            raise StopResponse()
+        if self._greeted and self._talking and not self._screening:
             return
         # The callee's "Hello?" is answered with the opener, not the LLM (and a mailbox's
-        # greeting not at all); it stays in the conversation (and the transcript), which
-        # skipping the turn would otherwise drop.
+        # greeting not at all, nor anything said while the screen decides); it stays in the
+        # conversation (and the transcript), which skipping the turn would otherwise drop.
         context = self.chat_ctx.copy()
         context.insert(new_message)
         await self.update_chat_ctx(context)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from livekit.agents import AgentSession, inference, vad
+from livekit.agents import AgentSession, vad
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 from livekit.plugins import cartesia, deepgram, openai
 
+from agent.endpointing import PhoneTurnDetector, TranscriptGate
 from calls.call import Call
 from config import SettingsError, VoiceSettings
 
@@ -59,10 +60,11 @@ def build_tts(voice: VoiceSettings) -> cartesia.TTS:
     )
 
 
-def turn_detector() -> inference.TurnDetector:
+def turn_detector(language: str = "en-US") -> PhoneTurnDetector:
     """LiveKit's end-of-turn model, pinned to the local ``v1-mini`` weights that ship inside
-    livekit-local-inference: left to choose, dev mode would pick the cloud model."""
-    return inference.TurnDetector(version="v1-mini")
+    livekit-local-inference, with the caller's words as a second opinion
+    (``agent/endpointing.py``)."""
+    return PhoneTurnDetector(TranscriptGate(language))
 
 
 def build_session(
@@ -75,7 +77,8 @@ def build_session(
     stt: Any | None = None,
     tts: Any | None = None,
 ) -> AgentSession[Call]:
-    return AgentSession[Call](
+    detector = turn_detector(voice.stt_language)
+    session = AgentSession[Call](
         stt=stt or build_stt(voice),
         llm=llm or build_llm(voice),
         tts=tts or build_tts(voice),
@@ -84,7 +87,7 @@ def build_session(
         max_tool_steps=5,
         user_away_timeout=user_away_timeout,
         turn_handling={
-            "turn_detection": turn_detector(),
+            "turn_detection": detector,
             "endpointing": {
                 "mode": "fixed",
                 "min_delay": voice.min_endpointing_delay,
@@ -100,6 +103,8 @@ def build_session(
             "preemptive_generation": {"enabled": voice.preemptive_generation},
         },
     )
+    detector.gate.follow(session)
+    return session
 
 
 def room_options(voice: VoiceSettings, *, participant_identity: str | None = None) -> RoomOptions:

@@ -31,7 +31,14 @@ from integrations.masking import mask
 from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
 from metrics import CallMetrics, forget_finished_processes
-from transfer import DeskSettings, Roster, TransferDesk, hold_music_file, load_routing
+from transfer import (
+    ConsoleOffers,
+    DeskSettings,
+    Roster,
+    TransferDesk,
+    hold_music_file,
+    load_routing,
+)
 from voicemail import CalleeScreen, ScreenTimings, handle_answer, participant_audio
 
 logger = logging.getLogger("agent.worker")
@@ -70,6 +77,7 @@ def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
     )
     proc.userdata["outbox"] = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
     proc.userdata["roster"] = Roster(queue)  # the reps warm transfers go to
+    proc.userdata["offers"] = ConsoleOffers(queue)  # transfers offered at the rep console
     proc.userdata["hold_music"] = hold_music_file(settings.integrations.data_dir / "cache")
     proc.userdata["vad"] = silero.VAD.load(
         min_silence_duration=settings.voice.vad_min_silence_seconds
@@ -159,6 +167,7 @@ async def call_out(
             timings=ScreenTimings(no_beep_s=business.voicemail_no_beep_seconds),
             on_machine=agent.stop_conversation,
         )  # fmt: skip
+        agent.begin_screening()
         await screen.start()
     if not await dial_out(ctx, dial, state=call.state, reports=reports):
         if screen is not None:
@@ -176,7 +185,7 @@ def transfer_desk(
     livekit = settings.livekit
     return TransferDesk(
         call=call, session=session, room=ctx.room, caller_identity=lambda: caller_identity,
-        roster=ctx.proc.userdata["roster"],
+        roster=ctx.proc.userdata["roster"], offers=ctx.proc.userdata["offers"],
         routing=load_routing(field_keys=[c.key for c in call.state.qualification.criteria.fields]),
         lkapi=ctx.api,
         settings=DeskSettings(

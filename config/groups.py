@@ -269,6 +269,11 @@ class LeadApiSettings(BaseSettings):
     leadapi_rate_limit_burst: int = Field(
         60, ge=1, description="requests per API key allowed at once above the sustained rate"
     )
+    console_public_url: str = Field(
+        "http://127.0.0.1:8080", description="the lead API as reps reach it (invite links)"
+    )
+    console_session_hours: float = Field(8.0, gt=0, le=720, description="rep console sign-in")
+    console_invite_hours: float = Field(72.0, gt=0, le=720, description="invite link validity")
 
 
 def minutes_list(value: str) -> tuple[float, ...]:

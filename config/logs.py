@@ -8,10 +8,13 @@ import logging
 
 from integrations.masking import mask
 
+# What every LogRecord carries; anything else on a record came from a call's `extra`.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
@@ -21,6 +24,11 @@ class JsonFormatter(logging.Formatter):
             if hasattr(record, key):
                 # A SIP room is named after the caller ("call-_+14155550123_x"): masked too.
                 entry[key] = mask(str(getattr(record, key)))
+        # Figures passed as `extra` (LiveKit's end-of-turn probability and delay, say) are
+        # kept; text is not, since it may quote what the caller said.
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry and isinstance(value, int | float):
+                entry[key] = value
         if record.exc_info:
             entry["exc"] = mask(self.formatException(record.exc_info))
         return json.dumps(entry)

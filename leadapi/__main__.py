@@ -18,6 +18,7 @@ from pathlib import Path
 
 from config import SettingsError
 from config.logs import setup_logging
+from console import console_deps, load_console_settings
 from dialer.stores import open_store
 from leadapi.csv_import import ImportRefused, import_csv
 from leadapi.keys import KeyRing
@@ -110,7 +111,8 @@ def serve(settings: LeadApiProcessSettings) -> int:
     setup_logging("INFO")
     store = open_store(settings.queue, data_dir=settings.integrations.data_dir)
     try:
-        app = app_for(settings, store=store)
+        console = console_deps(load_console_settings(), store)  # the rep console, /console/
+        app = app_for(settings, store=store, console=console)
         uvicorn.run(app, host=settings.leadapi.leadapi_host, port=settings.leadapi.leadapi_port,
                     log_config=None)  # fmt: skip
     finally:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from console import ConsoleDeps, mount_console
 from dialer.model import CallResult, Campaign
 from dialer.outcomes import AttemptRef, AttemptReport, OutcomeReporter
 from dialer.store import ApiKey, IdempotencyConflict, IdempotencyKey, Store
@@ -55,6 +56,7 @@ class ApiDeps:
     metrics: ApiMetrics = field(default_factory=ApiMetrics)  # served at /metrics
     eraser: ContactEraser | None = None  # DELETE /v1/contacts/{phone}, when given
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(per_minute=0, burst=1))
+    console: ConsoleDeps | None = None  # the rep console at /console/ (console/)
 
 
 _UNAUTHORISED = {"detail": "a valid API key is required"}
@@ -97,6 +99,8 @@ def build_app(deps: ApiDeps) -> FastAPI:
     if deps.eraser is not None:
         contact_routes(router, deps.eraser)
     app.include_router(router)
+    if deps.console is not None:
+        mount_console(app, deps.console)
     deps.metrics.install(app)
     return app
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
+from console import ConsoleDeps
 from dialer.policy import DialPolicy
 from dialer.service import build_reporter
 from dialer.sql_store import SqlStore
@@ -37,6 +38,7 @@ def app_for(
     *,
     store: SqlStore,
     now: Callable[[], datetime] = utc_now,
+    console: ConsoleDeps | None = None,
 ) -> FastAPI:
     rules = admission_rules(settings)
     deps = ApiDeps(
@@ -52,5 +54,6 @@ def app_for(
         eraser=eraser_for(
             settings.integrations, queue=store, default_region=settings.business.default_region
         ),
+        console=console,
     )
     return build_app(deps)

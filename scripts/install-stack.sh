@@ -19,7 +19,8 @@ BIN_DIR=$STACK_CACHE/bin
 TIMINGS_LOG=$STACK_CACHE/build-times.log
 
 # postgresql: the dialer queue's PostgreSQL tests start a throwaway cluster from its binaries.
-APT_PACKAGES=(redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev espeak-ng sox baresip postgresql)
+# chromium: the rep console's end-to-end tests drive the real page in it (headless, fake audio).
+APT_PACKAGES=(redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev espeak-ng sox baresip postgresql chromium)
 # sipp is handy for scripted SIP calls but not required by the stack itself.
 APT_OPTIONAL=(sip-tester)
 

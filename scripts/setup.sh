@@ -8,3 +8,5 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 uv sync --frozen --quiet
+# The rep console's front end (console/web), bundled with esbuild from npm.
+bash scripts/build-console.sh

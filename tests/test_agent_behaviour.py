@@ -342,6 +342,27 @@ async def test_a_mailbox_is_never_answered_once_the_agent_stops_the_conversation
     assert any(i.id == greeting_turn.id for i in session.history.items)  # kept in the transcript
 
 
+async def test_a_turn_heard_while_the_screen_decides_is_kept_and_not_answered(world):
+    # The quiet callee's opener is already queued (the screen holds it back) when a mailbox's
+    # greeting ends: the session would drop a turn whose reply never plays, so the agent keeps
+    # it itself and leaves the answer to the screen's verdict.
+    from livekit.agents import ChatContext, ChatMessage, StopResponse
+
+    the_call = new_call(world.services, caller_phone=CALLER, direction="outbound")
+    async with AgentSession[LiveCall](llm=ScriptedLLM([]), userdata=the_call) as session:
+        agent = SalesAgent(the_call, greet_on_enter=False)
+        await session.start(agent)
+        agent.begin_screening()
+        agent.callee_answered(quiet_s=0.05)
+        await asyncio.sleep(0.2)  # the opener is queued
+        greeting_turn = ChatMessage(role="user", content=["Hi, you've reached Dana."])
+        with pytest.raises(StopResponse):
+            await agent.on_user_turn_completed(ChatContext.empty(), greeting_turn)
+        assert any(i.id == greeting_turn.id for i in session.history.items)
+        agent.open_conversation()  # a person after all: their next turn is the LLM's
+        await agent.on_user_turn_completed(ChatContext.empty(), greeting_turn)
+
+
 def spoken_lines(session) -> list[str]:
     return [i.text_content for i in session.history.items
             if i.type == "message" and i.role == "assistant"]  # fmt: skip

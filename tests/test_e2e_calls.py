@@ -206,20 +206,15 @@ async def test_silent_caller_is_nudged_twice_then_the_agent_hangs_up(
     assert logged["disposition"] == "hung_up"
 
 
-# The default endpointing (0.4 s) favours latency and, in bench/README.md's sweep, cut off a
-# 1.5 s pause in synthetic speech every time; 1.6 s held it. Deployments whose callers pause
-# set MIN_ENDPOINTING_DELAY like this; 2.0 leaves margin over the 1.5 s pause.
-PATIENT_ENDPOINTING = {"MIN_ENDPOINTING_DELAY": "2.0", "MAX_ENDPOINTING_DELAY": "3.0"}
-
-
-async def test_pause_mid_sentence_is_not_cut_off_with_patient_endpointing(
+# With the default settings: the end-of-turn model alone rates both halves alike on phone
+# audio; the words ("My budget is") keep the turn open (agent/endpointing.py).
+async def test_pause_mid_sentence_is_not_cut_off(
     start_lab: StartLab, phones: list[TestPhone]
 ) -> None:
     lines = [PAUSE_OPENING, PAUSE_FIRST_HALF, PAUSE_SECOND_HALF]
     lab = await start_lab(
         script=PAUSE_SCRIPT,
         utterances=[line.heard for line in lines],
-        settings=PATIENT_ENDPOINTING,
     )
     phone = await lab.place_call(CALLER)
     phones.append(phone)

@@ -507,3 +507,31 @@ async def test_llm_answers_amd_classification_by_its_rule_over_the_transcript(
     assert chat_server.amd_labels == [label]
     assert set(amd_labels(chat_server.requests[-1].tools)) == {c.value for c in AMDCategory}
     assert classify_greeting(transcript) == label
+
+
+@pytest.mark.parametrize(("final_delay_ms", "expected_s"), [(600, 0.6), (100, 0.4)])
+async def test_stt_final_comes_its_delay_after_the_speech_not_after_its_own_window(
+    http_session: aiohttp.ClientSession, final_delay_ms: int, expected_s: float
+) -> None:
+    # Audio arrives in real time, as on a call: the final is due `final_delay_ms` after the
+    # last voiced audio, or when the 400 ms end-of-speech window closes if that is later;
+    # never the window plus the delay.
+    audio = np.concatenate(
+        [_silence(0.3), synthesize_blocking("Tuesday works", sample_rate=CALLER_RATE),
+         _silence(1.2)]
+    )  # fmt: skip
+    async with DeepgramSTTStandin(
+        utterances=["Tuesday works."], final_delay_ms=final_delay_ms
+    ) as server:
+        recognizer = deepgram.STT(
+            base_url=server.base_url, api_key="test", http_session=http_session
+        )
+        stream = recognizer.stream()
+        for frame in _frames(audio):
+            stream.push_frame(frame)
+            await asyncio.sleep(frame.duration)
+        await asyncio.sleep(0.2)
+        await stream.aclose()
+    (heard,) = server.utterances
+    assert heard.transcription_s is not None
+    assert expected_s - 0.05 <= heard.transcription_s <= expected_s + 0.08, heard

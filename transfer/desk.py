@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import phonenumbers
 from livekit import api, rtc
@@ -29,15 +29,17 @@ from calls.call import Call
 from calls.state import TransferOutcome
 from calls.transcript import transcript_text
 from telephony.provision import SipPlan
-from transfer.bridge import RoomBridge, move_supported_and_done
 from transfer.brief import Brief, brief_for
-from transfer.consult import ConsultLines, PhoneConsult
+from transfer.console_consult import ConsoleConsult
+from transfer.consult import Consult, ConsultLines, PhoneConsult
 from transfer.hold import HoldLine
+from transfer.offers import ConsoleOffers
 from transfer.roster import Rep, Roster
 from transfer.routing import REGION, Routing
 
 logger = logging.getLogger("transfer.desk")
 
+Reach = Literal["console", "phone"]
 DECIDE_SECONDS = 30.0  # after the brief starts, how long a rep has to press 1 or 2
 SETTLE_TIMEOUT_S = 15.0
 
@@ -89,6 +91,7 @@ class TransferDesk:
         tts_engine: tts.TTS,
         hold_music: Any,
         now: Callable[[], datetime],
+        offers: ConsoleOffers | None = None,  # reps at the browser console; None: phones only
     ) -> None:
         self._call = call
         self._session = session
@@ -104,8 +107,9 @@ class TransferDesk:
         self._now = now
         self._lines = prompts.load_yaml("transfer.yaml")
         self._task: asyncio.Task[None] | None = None
-        self._bridge: RoomBridge | None = None
-        self._consult: PhoneConsult | None = None
+        self._offers = offers
+        self._consult: Consult | None = None
+        self._taken_by: Rep | None = None  # the rep who accepted, released when the call ends
         self._caller_gone = asyncio.Event()
         self._background: set[asyncio.Future[None]] = set()
         self.timings: TransferTimings | None = None
@@ -138,16 +142,21 @@ class TransferDesk:
             with contextlib.suppress(BaseException):
                 await self._task
         steps: list[tuple[str, Any]] = []
-        if self._bridge is not None:
-            steps.append(("bridge", self._bridge.aclose()))
         if self._consult is not None:
-            steps.append(("consult", self._consult.aclose(delete_room=True)))
+            closing = (
+                self._consult.end_call()
+                if self._taken_by
+                else self._consult.aclose(delete_room=True)
+            )
+            steps.append(("consult", closing))
         steps.append(("hold music", self._hold.aclose()))
         for name, step in steps:
             try:
                 await asyncio.wait_for(step, 3.0)
             except Exception as exc:
                 logger.warning("closing the transfer's %s: %r", name, exc)
+        if self._taken_by is not None:  # the call they took is over: available again
+            self._roster.release(self._taken_by.id, took_call=True)
 
     # --- the flow ---------------------------------------------------------------------------
 
@@ -168,6 +177,10 @@ class TransferDesk:
             "transfer %s: rep %s, %s, %s", outcome, rep.id if rep else "-", detail or "-",
             " ".join(f"{k}={v}" for k, v in self.timings.as_fields().items()),
         )  # fmt: skip
+        if outcome == "rep_accepted" and isinstance(self._consult, ConsoleConsult):
+            # The agent stays as a silent note-taker: the caller's words are transcribed for
+            # the rep's screen and the record, never answered (SalesAgent stands down).
+            self._session.input.set_audio_enabled(True)
         if outcome != "rep_accepted" and not self._caller_gone.is_set():
             await self._back_to_caller(outcome, detail)
 
@@ -187,18 +200,17 @@ class TransferDesk:
 
         brief = brief_for(state, reason=reason, transcript=transcript_text(self._session.history))
         candidates = self._routing.candidates(self._facts(), self._roster.all(), self._now())
-        trunk = await self._trunk_id()
-        phone_reps = [r for r in candidates if r.phone and trunk]
-        if not phone_reps:
-            why = "no rep is available" if not candidates else "no available rep has a phone"
+        reachable = [(rep, kind) for rep in candidates if (kind := await self._reach(rep))]
+        if not reachable:
+            why = "no rep is available" if not candidates else "no available rep can be reached"
             return "no_rep_available", None, why
         last: tuple[TransferOutcome, Rep | None, str | None] = ("no_rep_available", None, None)
-        for number, rep in enumerate(phone_reps, start=1):
+        for number, (rep, kind) in enumerate(reachable, start=1):
             if self._caller_gone.is_set():
                 return "caller_hung_up", rep, "hung up on hold"
             if not self._roster.reserve(rep.id):
                 continue  # taken by another call since we listed them
-            outcome, detail = await self._offer(rep, brief, number)
+            outcome, detail = await self._offer(rep, kind, brief, number)
             if outcome == "rep_accepted":
                 return outcome, rep, detail
             self._roster.release(rep.id, took_call=False)
@@ -207,24 +219,42 @@ class TransferDesk:
             last = (outcome, rep, detail)
         return last
 
-    async def _offer(
-        self, rep: Rep, brief: Brief, number: int
-    ) -> tuple[TransferOutcome, str | None]:
-        trunk = await self._trunk_id()
-        assert self.timings is not None and trunk is not None
-        started = time.monotonic()
-        consult = PhoneConsult(
-            rep=rep, room_name=f"{self._room.name}-consult-{number}",
-            lkapi=self._api, ws_url=self._settings.ws_url, token=self._token,
-            trunk_id=trunk, tts_engine=self._tts,
-            lines=ConsultLines(
-                intro=prompts.render(self._lines["brief_intro"], rep=rep.name.split()[0],
-                                     company=self._settings.company),
-                prompt=self._lines["brief_prompt"], repeat=self._lines["brief_repeat"],
-                caller_left=self._lines["caller_left"],
-            ),
+    async def _reach(self, rep: Rep) -> Reach | None:
+        """How this rep is reached now: their console if it is open, else their phone."""
+        if self._offers is not None and await asyncio.to_thread(self._offers.live, rep.id):
+            return "console"
+        return "phone" if rep.phone and await self._trunk_id() else None
+
+    async def _consult_for(self, rep: Rep, kind: Reach, brief: Brief, number: int) -> Consult:
+        first = rep.name.split()[0]
+        common: dict[str, Any] = dict(
+            rep=rep, room_name=f"{self._room.name}-consult-{number}", lkapi=self._api,
+            ws_url=self._settings.ws_url, token=self._token, tts_engine=self._tts,
             ring_seconds=self._routing.ring_seconds, decide_seconds=DECIDE_SECONDS,
         )  # fmt: skip
+        suffix = "_console" if kind == "console" else ""
+        common["lines"] = ConsultLines(
+            intro=prompts.render(self._lines["brief_intro"], rep=first,
+                                 company=self._settings.company),
+            prompt=self._lines[f"brief_prompt{suffix}"],
+            repeat=self._lines[f"brief_repeat{suffix}"], caller_left=self._lines["caller_left"],
+        )  # fmt: skip
+        if kind == "console":
+            assert self._offers is not None
+            return ConsoleConsult(
+                offers=self._offers, call_id=self._call.state.call_id,
+                caller_room=self._room.name, brief=brief.written(), **common,
+            )  # fmt: skip
+        trunk = await self._trunk_id()
+        assert trunk is not None
+        return PhoneConsult(trunk_id=trunk, **common)
+
+    async def _offer(
+        self, rep: Rep, kind: Reach, brief: Brief, number: int
+    ) -> tuple[TransferOutcome, str | None]:
+        assert self.timings is not None
+        started = time.monotonic()
+        consult = await self._consult_for(rep, kind, brief, number)
         self._consult = consult
         answer = "failed"
         try:
@@ -243,6 +273,7 @@ class TransferDesk:
         logger.info("rep %s answered the offer: %s (%s)", rep.id, answer, consult.detail or "-")
         if answer == "accepted":
             self.timings.accepted_at = time.monotonic()
+            self._taken_by = rep  # on a call from now: released when it ends
             await self._connect(consult, rep, brief)
             return "rep_accepted", None
         await consult.hang_up_rep()
@@ -252,27 +283,17 @@ class TransferDesk:
                                     "no_answer": "no_answer"}.get(answer, "failed")  # type: ignore[assignment]  # fmt: skip
         return outcome, consult.detail
 
-    async def _connect(self, consult: PhoneConsult, rep: Rep, brief: Brief) -> None:
+    async def _connect(self, consult: Consult, rep: Rep, brief: Brief) -> None:
         """Rep and caller hear each other; the agent introduces them and leaves."""
         assert self.timings is not None
         await consult.stop_speaking()
-        caller_id = self._caller_identity()
-        caller = self._room.remote_participants.get(caller_id or "")
-        rep_part = consult.participant
-        if caller is None or rep_part is None:
-            raise RuntimeError("the caller or the rep left while connecting")
-        moved = await move_supported_and_done(
-            self._api, identity=consult.identity, from_room=consult.room_name,
-            to_room=self._room.name,
-        )  # fmt: skip
-        if not moved:
-            self._bridge = RoomBridge(
-                caller_room=self._room, caller=caller, rep_room=consult.room, rep=rep_part
-            )
-            await self._bridge.start()
+        caller = self._room.remote_participants.get(self._caller_identity() or "")
+        if caller is None:
+            raise RuntimeError("the caller left while connecting")
+        path = await consult.join_caller(self._room, caller)
         self._hold.stop()
         self.timings.connected_at = time.monotonic()
-        logger.info("rep joined to the caller (%s)", "moved" if moved else "bridged")
+        logger.info("rep joined to the caller (%s)", path)
         first = rep.name.split()[0]
         if brief.first_name:
             line = prompts.render(self._lines["introduce"], caller=brief.first_name, rep=first)
@@ -355,19 +376,11 @@ class TransferDesk:
     def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
         if participant.identity == self._caller_identity():
             self._caller_gone.set()
-            if self._bridge is not None or self._call.state.transfer == "rep_accepted":
-                ending = asyncio.ensure_future(self._end_bridged_call())
+            if self._taken_by is not None and self._consult is not None:
+                consult, self._consult = self._consult, None
+                ending = asyncio.ensure_future(consult.end_call())
                 self._background.add(ending)
                 ending.add_done_callback(self._background.discard)
-
-    async def _end_bridged_call(self) -> None:
-        if self._consult is not None:
-            await self._consult.hang_up_rep()
-            await self._consult.aclose(delete_room=True)
-            self._consult = None
-        if self._bridge is not None:
-            await self._bridge.aclose()
-            self._bridge = None
 
 
 class _CallerLeft(Exception):

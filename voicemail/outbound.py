@@ -22,6 +22,10 @@ class Opener(Protocol):
     """The agent's side. It queues its opener as it would for a person (AMD holds it back
     until its verdict, and cancels it for a machine)."""
 
+    def open_conversation(self) -> None:
+        """A person answered: their turns are answered from now on."""
+        ...
+
     def stop_conversation(self) -> None:
         """A machine answered: never answer its turns (its greeting, its prompts)."""
         ...
@@ -33,7 +37,10 @@ async def handle_answer(
     """Act on each of the screen's decisions until it has nothing more to decide; returns the
     last one. The screen is closed when this returns (its beep listener stops)."""
     async with contextlib.aclosing(screen.decisions()) as decisions:
-        return await _act(decisions, session=session, call=call, opener=opener)
+        last = await _act(decisions, session=session, call=call, opener=opener)
+    if last is None or last.action == "open":
+        opener.open_conversation()  # a screen that could not decide leaves it to the person
+    return last
 
 
 async def _act(
@@ -44,6 +51,7 @@ async def _act(
         last = decision
         logger.info("callee screened: %s (%s)", decision.action, decision.reason)
         if decision.action == "open":
+            opener.open_conversation()
             continue  # AMD released the queued opener; a late beep may still revise this
         opener.stop_conversation()
         if decision.action == "wait_for_beep":

@@ -48,11 +48,19 @@ class ListenOptions:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class DetectedUtterance:
     start: float
     end: float
     text: str | None  # None once the script ran out
+    # When its text went out, in seconds of audio received (as start and end): on its own
+    # final, or on a Finalize from the client, whichever came first.
+    delivered_at: float | None = None
+
+    @property
+    def transcription_s(self) -> float | None:
+        """The provider time this utterance cost: its speech end to its text sent."""
+        return None if self.delivered_at is None else max(0.0, self.delivered_at - self.end)
 
 
 @dataclass
@@ -84,6 +92,7 @@ class _Utterance:
     text: str | None
     interims_sent: int = 0
     finalized: bool = False  # a Finalize already delivered its text
+    delivered_at: float | None = None
 
 
 class LiveSession:
@@ -127,6 +136,7 @@ class LiveSession:
         if current is not None and current.text is not None and not current.finalized:
             transcript = self._transcript(current.text, current.start, now)
             current.finalized = True
+            current.delivered_at = now
         await self._send(
             dg.results(
                 request_id=self._record.request_id,
@@ -162,16 +172,23 @@ class LiveSession:
         current, self._current = self._current, None
         if current is None:
             return
-        self._record.utterances.append(DetectedUtterance(event.start, event.end, current.text))
-        task = asyncio.create_task(self._send_final(current, event))
+        detected = DetectedUtterance(event.start, event.end, current.text, current.delivered_at)
+        self._record.utterances.append(detected)
+        task = asyncio.create_task(self._send_final(current, event, detected))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _send_final(self, utterance: _Utterance, event: SpeechEnd) -> None:
-        await asyncio.sleep(self._final_delay_s)
+    async def _send_final(
+        self, utterance: _Utterance, event: SpeechEnd, detected: DetectedUtterance
+    ) -> None:
+        # The final is due `final_delay` after the speech ended, not after the end was
+        # confirmed: the silence this detector waits for is not added on top.
+        waited = self._detector.stream_time - event.end
+        await asyncio.sleep(max(0.0, self._final_delay_s - waited))
         transcript = None
         if utterance.text is not None and not utterance.finalized:
             transcript = self._transcript(utterance.text, event.start, event.end)
+            detected.delivered_at = self._detector.stream_time
         await self._send(
             dg.results(
                 request_id=self._record.request_id,

@@ -1,8 +1,12 @@
 """Stand-in for Deepgram live transcription (`/v1/listen` websocket, plus the REST form).
 
 It listens to the audio it receives: each utterance found by energy detection is
-answered with the next scripted text, `final_delay_ms` after the utterance is detected
-as over (that is, `speech_end_ms + final_delay_ms` after the last voiced audio).
+answered with the next scripted text, `final_delay_ms` after its last voiced audio, or as
+soon as the detector is sure it is over (`speech_end_ms` of quiet, 400 ms by default, so
+that a comma's pause does not split an utterance) when that comes later; a Finalize from the
+client gets the text at once. Each utterance records when its text went out
+(`DetectedUtterance.delivered_at`), so a benchmark counts the time this stand-in actually
+took as provider time, not the configured delay.
 
 In-process:
     server = await DeepgramSTTStandin(utterances=["Hi, this is Dana.", "Yes."]).start()
@@ -61,7 +65,8 @@ class DeepgramSTTStandin(StandinServer):
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        """`final_delay_ms`: wait after the end of speech is detected before the final.
+        """`final_delay_ms`: from the end of speech to the final (never before the end is
+        detected).
         `interim_interval_ms`: audio time between interim results (0 disables them;
         they are also off unless the client asks with interim_results=true)."""
         super().__init__(host=host, port=port)
