@@ -21,7 +21,7 @@ from integrations.crm import (
     DealRequest,
     LoggedCall,
 )
-from integrations.errors import InvalidRequest
+from integrations.errors import InvalidRequest, TemporarilyUnavailable
 from integrations.phone import InvalidPhoneNumber, normalise_phone
 from integrations.scheduling import Event, EventConflict, EventRequest, Interval, SlotTaken
 
@@ -48,11 +48,15 @@ CREATE TABLE IF NOT EXISTS events (
 class EmbeddedStore:
     """One SQLite database shared by the embedded CRM and calendar."""
 
-    def __init__(self, path: Path, *, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, path: Path, *, now: Callable[[], datetime], busy_timeout_s: float = 5.0
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.now = now
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=busy_timeout_s
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
@@ -61,7 +65,10 @@ class EmbeddedStore:
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
             with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:  # another process held it past the timeout
+                    raise TemporarilyUnavailable(f"embedded store busy: {exc}") from None
                 try:
                     result = fn(self._db)
                 except BaseException:

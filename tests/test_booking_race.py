@@ -25,6 +25,7 @@ import pytest
 
 from calls.slots import BusinessHours, candidate_slots
 from integrations.embedded import EmbeddedCalendar, EmbeddedStore
+from integrations.errors import TemporarilyUnavailable
 from integrations.scheduling import Calendar, EventRequest, Interval, SlotTaken
 from tests.agent_harness import new_call
 from tests.booking_racer import racer_email
@@ -204,4 +205,20 @@ async def test_the_embedded_calendar_refuses_a_move_into_a_taken_slot(tmp_path):
         await calendar.create_event(request("ccccc", first))
     moved = await calendar.get_event("bbbbb")
     assert moved is not None and moved.start == second.start
+    store.close()
+
+
+async def test_a_store_locked_by_another_process_past_the_timeout_is_unavailable(tmp_path):
+    path = tmp_path / "embedded.sqlite3"
+    store = EmbeddedStore(path, now=lambda: FIXED_NOW, busy_timeout_s=0.1)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another worker in the middle of its write
+    slot = racing_slots(1)[0]
+    request = EventRequest(event_id="aaaaa", start=slot.start, end=slot.end, time_zone="UTC",
+                           summary="Intro", description="")  # fmt: skip
+    with pytest.raises(TemporarilyUnavailable):
+        await EmbeddedCalendar(store).create_event(request)
+    other.execute("ROLLBACK")
+    other.close()
+    assert (await EmbeddedCalendar(store).create_event(request)).status == "confirmed"
     store.close()
