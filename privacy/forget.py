@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -97,7 +97,7 @@ class ContactEraser:
         path = self._data_dir / EMBEDDED_FILE
         if not path.exists():
             return set()
-        store = EmbeddedStore(path, now=lambda: datetime.min)
+        store = EmbeddedStore(path, now=lambda: datetime.now(UTC))
         try:
             gone = await forget_embedded(store, phone, booking_ids=_booking_ids)
         finally:
