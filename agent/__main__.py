@@ -22,6 +22,7 @@ from config.logs import setup_logging
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox
 from metrics.multiprocess import DIRECTORY_VARIABLE
+from privacy import sweep_forever
 
 logger = logging.getLogger("agent")
 
@@ -107,6 +108,9 @@ async def serve(settings: WorkerSettings) -> None:
     from agent.worker import build_server
 
     replaying = asyncio.create_task(replay_outbox_forever(settings))
+    sweeping = asyncio.create_task(
+        sweep_forever(data_dir=settings.integrations.data_dir, retention=settings.retention)
+    )
     server = build_server(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -121,6 +125,7 @@ async def serve(settings: WorkerSettings) -> None:
         await server.aclose()
     stopping.cancel()
     replaying.cancel()
+    sweeping.cancel()
     if running.done() and running.exception():
         raise running.exception()  # type: ignore[misc]
 

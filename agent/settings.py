@@ -12,6 +12,7 @@ from config import (
     IntegrationSettings,
     LiveKitSettings,
     QueueSettings,
+    RetentionSettings,
     TelephonySettings,
     VoiceSettings,
     load_settings,
@@ -27,6 +28,7 @@ class WorkerSettings:
     telephony: TelephonySettings
     queue: QueueSettings
     dialer: DialerSettings  # outbound attempts the dialer placed report back to its queue
+    retention: RetentionSettings  # the worker sweeps old transcripts and recordings
 
     def with_livekit(self, livekit: LiveKitSettings) -> WorkerSettings:
         return dataclasses.replace(self, livekit=livekit)

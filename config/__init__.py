@@ -11,6 +11,7 @@ from config.groups import (
     LeadApiSettings,
     LiveKitSettings,
     QueueSettings,
+    RetentionSettings,
     TelephonySettings,
     VoiceSettings,
 )
@@ -25,6 +26,7 @@ GROUPS = (
     QueueSettings,
     DialerSettings,
     LeadApiSettings,
+    RetentionSettings,
 )
 
 
@@ -41,6 +43,7 @@ __all__ = [
     "LeadApiSettings",
     "LiveKitSettings",
     "QueueSettings",
+    "RetentionSettings",
     "SettingsError",
     "TelephonySettings",
     "VoiceSettings",

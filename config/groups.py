@@ -175,6 +175,21 @@ class QueueSettings(BaseSettings):
     )
 
 
+class RetentionSettings(BaseSettings):
+    """How long call transcripts and recordings are kept (see README, privacy)."""
+
+    model_config = _ENV
+    transcript_retention_days: int = Field(
+        0, ge=0, description="days a call's transcript is kept in our stores; 0: keep"
+    )
+    recording_retention_days: int = Field(
+        0, ge=0, description="days a call's recording is kept under DATA_DIR; 0: keep"
+    )
+    retention_sweep_minutes: float = Field(
+        60, gt=0, description="how often the worker applies the retention settings"
+    )
+
+
 class DialerSettings(BaseSettings):
     """How the dialer paces, caps, times and retries outbound calls, and where results go."""
 
@@ -248,6 +263,12 @@ class LeadApiSettings(BaseSettings):
     leadapi_port: int = Field(8080, ge=1, le=65535)
     lead_consent_required: bool = Field(True, description="refuse leads without consent")
     lead_dedupe_hours: float = Field(24.0, ge=0, description="same phone within: same call")
+    leadapi_rate_limit_per_minute: float = Field(
+        600, ge=0, description="requests per minute per API key, sustained; 0: no limit"
+    )
+    leadapi_rate_limit_burst: int = Field(
+        60, ge=1, description="requests per API key allowed at once above the sustained rate"
+    )
     console_public_url: str = Field(
         "http://127.0.0.1:8080", description="the lead API as reps reach it (invite links)"
     )

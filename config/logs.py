@@ -22,7 +22,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key in ("call_id", "event_id", "room"):
             if hasattr(record, key):
-                entry[key] = getattr(record, key)
+                # A SIP room is named after the caller ("call-_+14155550123_x"): masked too.
+                entry[key] = mask(str(getattr(record, key)))
         # Figures passed as `extra` (LiveKit's end-of-turn probability and delay, say) are
         # kept; text is not, since it may quote what the caller said.
         for key, value in vars(record).items():

@@ -14,6 +14,7 @@ from dialer.sql.campaigns import CampaignRows
 from dialer.sql.claims import Claims
 from dialer.sql.dnc import DoNotCallList
 from dialer.sql.endings import AttemptEndings
+from dialer.sql.erasure import ContactErasure
 from dialer.sql.webhook_outbox import WebhookOutbox
 
 
@@ -27,5 +28,6 @@ class SqlStore(
     DoNotCallList,
     ApiKeyRows,
     WebhookOutbox,
+    ContactErasure,
 ):
     """The queue's statements; subclasses supply transactions and locking."""

@@ -21,9 +21,9 @@ from integrations.crm import (
     DealRequest,
     LoggedCall,
 )
-from integrations.errors import InvalidRequest
+from integrations.errors import InvalidRequest, TemporarilyUnavailable
 from integrations.phone import InvalidPhoneNumber, normalise_phone
-from integrations.scheduling import Event, EventConflict, EventRequest, Interval
+from integrations.scheduling import Event, EventConflict, EventRequest, Interval, SlotTaken
 
 T = TypeVar("T")
 
@@ -48,11 +48,15 @@ CREATE TABLE IF NOT EXISTS events (
 class EmbeddedStore:
     """One SQLite database shared by the embedded CRM and calendar."""
 
-    def __init__(self, path: Path, *, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, path: Path, *, now: Callable[[], datetime], busy_timeout_s: float = 5.0
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.now = now
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=busy_timeout_s
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
@@ -61,7 +65,10 @@ class EmbeddedStore:
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
             with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:  # another process held it past the timeout
+                    raise TemporarilyUnavailable(f"embedded store busy: {exc}") from None
                 try:
                     result = fn(self._db)
                 except BaseException:
@@ -207,6 +214,19 @@ def _event(row: sqlite3.Row) -> Event:
     )
 
 
+def _refuse_overlap(db: sqlite3.Connection, span: Interval, own_id: str) -> None:
+    """Inside the write transaction: another confirmed event on the calendar in ``span``
+    means the slot is taken."""
+    rows = db.execute(
+        "SELECT * FROM events WHERE status = 'confirmed' AND id != ?", (own_id,)
+    ).fetchall()
+    for row in rows:
+        if Interval(
+            datetime.fromisoformat(row["start"]), datetime.fromisoformat(row["end"])
+        ).overlaps(span):
+            raise SlotTaken(f"event {row['id']} holds {span.start.isoformat()}")
+
+
 class EmbeddedCalendar:
     name = "embedded"
 
@@ -224,7 +244,10 @@ class EmbeddedCalendar:
         return await self._store.run(read)
 
     async def create_event(self, request: EventRequest) -> Event:
+        # One IMMEDIATE transaction (``EmbeddedStore.run``) holds SQLite's write lock from the
+        # overlap check to the insert, so two processes booking one slot are serialised.
         def write(db: sqlite3.Connection) -> Event:
+            _refuse_overlap(db, Interval(request.start, request.end), request.event_id)
             row = db.execute("SELECT * FROM events WHERE id = ?", (request.event_id,)).fetchone()
             if row is not None:
                 existing = _event(row)
@@ -264,6 +287,7 @@ class EmbeddedCalendar:
 
     async def move_event(self, event_id: str, *, start: datetime, end: datetime) -> Event:
         def write(db: sqlite3.Connection) -> Event:
+            _refuse_overlap(db, Interval(start, end), event_id)
             cur = db.execute(
                 "UPDATE events SET start = ?, \"end\" = ? WHERE id = ? AND status = 'confirmed'",
                 (start.isoformat(), end.isoformat(), event_id),

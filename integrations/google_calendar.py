@@ -8,15 +8,13 @@ connection; the discovery client itself is built once.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import google_auth_httplib2
 import httplib2
@@ -27,8 +25,31 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
-from integrations.errors import InvalidRequest, OutcomeUnknown, TemporarilyUnavailable
-from integrations.scheduling import CalendarError, Event, EventConflict, EventRequest, Interval
+from integrations.errors import (
+    IntegrationError,
+    InvalidRequest,
+    OutcomeUnknown,
+    TemporarilyUnavailable,
+)
+from integrations.google_errors import translate_http_error, translate_refresh_error
+from integrations.google_events import (
+    claim_order,
+    event_body,
+    event_from,
+    holds,
+    meet_link,
+    meet_request,
+    parse_instant,
+    when,
+)
+from integrations.scheduling import (
+    CalendarError,
+    Event,
+    EventConflict,
+    EventRequest,
+    Interval,
+    SlotTaken,
+)
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 
@@ -38,15 +59,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # Google's rule for client-chosen event ids: base32hex digits, 5 to 1024 of them.
 _EVENT_ID = re.compile(r"[a-v0-9]{5,1024}")
-_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Google reports some rate limits as 403 rather than 429.
-_RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 # Answers proving a write was turned away; after any other failure it may have happened.
 _REFUSAL_STATUSES = frozenset({403, 429, 503})
-_CREDENTIALS_HINT = (
-    "check the service-account key, that domain-wide delegation grants it the calendar "
-    "scope, and that the delegated user can edit the calendar"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,7 @@ class GoogleCalendar:
         calendar_id: str,
         timeout_s: float = 10.0,
         retry: RetryPolicy = DEFAULT_RETRY,
+        claim_settle_s: float = 0.005,
     ) -> None:
         self._service = service
         self._event_api = service.events()
@@ -94,6 +109,7 @@ class GoogleCalendar:
         self._calendar_id = calendar_id
         self._timeout_s = timeout_s
         self._retry = retry
+        self._claim_settle_s = claim_settle_s
 
     @classmethod
     def from_service_account(
@@ -164,32 +180,36 @@ class GoogleCalendar:
             raise CalendarError(f"free/busy unavailable for the calendar: {reasons}")
         try:
             return [
-                Interval(_parse_instant(b["start"]), _parse_instant(b["end"]))
+                Interval(parse_instant(b["start"]), parse_instant(b["end"]))
                 for b in calendar.get("busy", [])
             ]
         except (KeyError, TypeError, ValueError) as err:
             raise CalendarError(f"unreadable free/busy answer: {err!r}") from err
 
     async def create_event(self, request: EventRequest) -> Event:
+        """Insert, then claim the slot (see ``_claim_slot``), then invite the attendee: a
+        booking withdrawn because another one won the slot never reached the invitee."""
         _require_event_id(request.event_id)
         _require_span(request.start, request.end)
-        body = _event_body(request)
+        body = event_body(request)
+        attendees = body.pop("attendees", None)
         insert = self._event_api.insert(
             calendarId=self._calendar_id,
             body=body,
-            sendUpdates="all",
+            sendUpdates="none",
             conferenceDataVersion=1 if request.with_meet_link else 0,
         )
         try:
             created = await self._call("create event", insert, handled={409}, writes=True)
         except _Handled:
             # The id is taken: by an earlier attempt of this same booking, or another one.
-            return await self._settle_duplicate(request, body)
-        return _event_from(created)
+            created = await self._settle_duplicate(request, body)
+        await self._claim_slot(request, created)
+        return await self._invite(created, attendees)
 
     async def get_event(self, event_id: str) -> Event | None:
         resource = await self._get_resource(event_id)
-        return None if resource is None else _event_from(resource)
+        return None if resource is None else event_from(resource)
 
     async def cancel_event(self, event_id: str) -> None:
         _require_event_id(event_id)
@@ -206,15 +226,15 @@ class GoogleCalendar:
         resource = await self._get_resource(event_id)
         if resource is None or resource.get("status") == "cancelled":
             raise InvalidRequest(f"no live event {event_id} to move")
-        current = _event_from(resource)
+        current = event_from(resource)
         if (current.start, current.end) == (start, end):
             return current  # a retried move: no second round of notifications
         zone = resource["start"].get("timeZone", "UTC")
-        body = {"start": _when(start, zone), "end": _when(end, zone)}
+        body = {"start": when(start, zone), "end": when(end, zone)}
         patch = self._event_api.patch(
             calendarId=self._calendar_id, eventId=event_id, body=body, sendUpdates="all"
         )
-        return _event_from(await self._call("move event", patch, writes=True))
+        return event_from(await self._call("move event", patch, writes=True))
 
     async def aclose(self) -> None:
         self._service.close()
@@ -228,37 +248,107 @@ class GoogleCalendar:
             return None
         return resource
 
-    async def _settle_duplicate(self, request: EventRequest, body: dict[str, Any]) -> Event:
+    async def _settle_duplicate(
+        self, request: EventRequest, body: dict[str, Any]
+    ) -> dict[str, Any]:
         existing = await self._get_resource(request.event_id)
         if existing is None:
             raise EventConflict(f"event id {request.event_id} is taken but not readable")
         if existing.get("status") == "cancelled":
             return await self._reopen(request, body, existing)
-        event = _event_from(existing)
+        event = event_from(existing)
         if (event.start, event.end) != (request.start, request.end):
             raise EventConflict(f"event {request.event_id} exists at another time")
-        return event
+        return existing
 
     async def _reopen(
         self, request: EventRequest, body: dict[str, Any], existing: dict[str, Any]
-    ) -> Event:
-        """Bring a cancelled booking back (the caller re-booked it), at the requested time."""
+    ) -> dict[str, Any]:
+        """Bring a cancelled booking back (the caller re-booked it), at the requested time.
+        Its old guests are dropped quietly; ``_invite`` invites them again once it holds."""
         body = {key: value for key, value in body.items() if key != "id"}
-        wants_meet = request.with_meet_link and _meet_link(existing) is None
+        body["attendees"] = []
+        wants_meet = request.with_meet_link and meet_link(existing) is None
         if wants_meet:
             # Google ignores a repeated conference requestId, so this one must be new.
             stamp = int(request.start.timestamp())
-            body["conferenceData"] = _meet_request(f"{request.event_id}-{stamp}")
+            body["conferenceData"] = meet_request(f"{request.event_id}-{stamp}")
         else:
             body.pop("conferenceData", None)
         patch = self._event_api.patch(
             calendarId=self._calendar_id,
             eventId=request.event_id,
             body=body,
-            sendUpdates="all",
+            sendUpdates="none",
             conferenceDataVersion=1 if wants_meet else 0,
         )
-        return _event_from(await self._call("reopen event", patch, writes=True))
+        resource: dict[str, Any] = await self._call("reopen event", patch, writes=True)
+        return resource
+
+    async def _claim_slot(self, request: EventRequest, mine: dict[str, Any]) -> None:
+        """Keep the booking only if no other event in its time was created before it.
+
+        Google has no conditional insert, so two callers booking one slot can both insert.
+        Each then lists the events in the slot; the one created first (creation time, then
+        id) stays, every later one is withdrawn. Both racers read the same facts, so they
+        agree without talking to each other. Waiting ``claim_settle_s`` before listing puts
+        the listing in a later millisecond than our creation, so an event inserted after it
+        can never share our creation time.
+        """
+        await asyncio.sleep(self._claim_settle_s)
+        span = Interval(request.start, request.end)
+        try:
+            others = [e for e in await self._events_in(span) if e.get("id") != mine["id"]]
+        except IntegrationError:
+            await self._withdraw(request.event_id)  # cannot tell: never keep a maybe-double
+            raise
+        ours = claim_order(mine)
+        earlier = [e for e in others if holds(e, span) and claim_order(e) < ours]
+        if earlier:
+            await self._withdraw(request.event_id)
+            raise SlotTaken(f"event {earlier[0].get('id')} holds {span.start.isoformat()}")
+
+    async def _events_in(self, span: Interval) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        page: str | None = None
+        while True:
+            listing = self._event_api.list(
+                calendarId=self._calendar_id,
+                timeMin=span.start.isoformat(),
+                timeMax=span.end.isoformat(),
+                singleEvents=True,
+                showDeleted=False,
+                maxResults=250,
+                pageToken=page,
+            )
+            answer = await self._call("list events", listing)
+            items.extend(answer.get("items", []))
+            page = answer.get("nextPageToken")
+            if not page:
+                return items
+
+    async def _withdraw(self, event_id: str) -> None:
+        delete = self._event_api.delete(
+            calendarId=self._calendar_id, eventId=event_id, sendUpdates="none"
+        )
+        try:
+            await self._call("withdraw event", delete, handled={404, 410}, writes=True)
+        except _Handled:
+            return
+
+    async def _invite(
+        self, resource: dict[str, Any], attendees: list[dict[str, str]] | None
+    ) -> Event:
+        invited = {a.get("email") for a in resource.get("attendees", [])}
+        if not attendees or all(a["email"] in invited for a in attendees):
+            return event_from(resource)  # nobody to invite, or a retry after the invite
+        patch = self._event_api.patch(
+            calendarId=self._calendar_id,
+            eventId=resource["id"],
+            body={"attendees": attendees},
+            sendUpdates="all",
+        )
+        return event_from(await self._call("invite attendee", patch, writes=True))
 
     async def _call(
         self,
@@ -281,10 +371,10 @@ class GoogleCalendar:
             except HttpError as err:
                 if err.resp.status in handled:
                     raise _Handled(err.resp.status) from None
-                failure = _translate_http_error(what, err)
+                failure = translate_http_error(what, err)
                 maybe_written |= err.resp.status not in _REFUSAL_STATUSES
             except auth_exceptions.RefreshError as err:
-                failure = _translate_refresh_error(what, err)
+                failure = translate_refresh_error(what, err)
             except auth_exceptions.TransportError as err:  # fetching a token: nothing sent
                 failure = TemporarilyUnavailable(f"{what}: token endpoint unreachable: {err!r}")
             except (OSError, httplib2.HttpLib2Error) as err:  # timeouts included
@@ -314,34 +404,6 @@ def _authorized_http(
     return google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout_s))
 
 
-def _translate_http_error(what: str, err: HttpError) -> Exception:
-    status, reason = err.resp.status, _error_reason(err)
-    detail = f"{what}: Google answered {status} ({reason})"
-    if status in _RETRYABLE_STATUSES or (status == 403 and reason in _RATE_LIMIT_REASONS):
-        return TemporarilyUnavailable(detail)
-    if status in (401, 403):
-        return CalendarError(f"{detail}; {_CREDENTIALS_HINT}")
-    if 400 <= status < 500:
-        return InvalidRequest(detail)
-    return CalendarError(detail)
-
-
-def _translate_refresh_error(what: str, err: auth_exceptions.RefreshError) -> Exception:
-    if err.retryable:
-        return TemporarilyUnavailable(f"{what}: token endpoint busy: {err}")
-    return CalendarError(
-        f"{what}: Google refused the service-account credentials ({err}); {_CREDENTIALS_HINT}"
-    )
-
-
-def _error_reason(err: HttpError) -> str:
-    try:
-        errors = json.loads(err.content)["error"].get("errors") or [{}]
-        return str(errors[0].get("reason", "unknown"))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return "unknown"
-
-
 def _require_event_id(event_id: str) -> None:
     if not _EVENT_ID.fullmatch(event_id):
         raise InvalidRequest(f"event id {event_id!r} is not 5-1024 base32hex characters (a-v, 0-9)")
@@ -352,81 +414,3 @@ def _require_span(start: datetime, end: datetime) -> None:
         raise InvalidRequest("calendar times must be timezone-aware")
     if end <= start:
         raise InvalidRequest(f"empty time range {start.isoformat()} .. {end.isoformat()}")
-
-
-def _event_body(request: EventRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": request.event_id,
-        "status": "confirmed",
-        "summary": request.summary,
-        "description": request.description,
-        "start": _when(request.start, request.time_zone),
-        "end": _when(request.end, request.time_zone),
-    }
-    if request.attendee_email:
-        attendee = {"email": request.attendee_email}
-        if request.attendee_name:
-            attendee["displayName"] = request.attendee_name
-        body["attendees"] = [attendee]
-    if request.with_meet_link:
-        body["conferenceData"] = _meet_request(request.event_id)
-    return body
-
-
-def _meet_request(request_id: str) -> dict[str, Any]:
-    return {
-        "createRequest": {
-            "requestId": request_id,
-            "conferenceSolutionKey": {"type": "hangoutsMeet"},
-        }
-    }
-
-
-def _when(moment: datetime, zone_name: str) -> dict[str, str]:
-    """The instant written with its offset in ``zone_name``: unambiguous across DST."""
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidRequest(f"unknown time zone {zone_name!r}") from None
-    return {"dateTime": moment.astimezone(zone).isoformat(), "timeZone": zone_name}
-
-
-def _event_from(resource: dict[str, Any]) -> Event:
-    try:
-        return Event(
-            id=resource["id"],
-            start=_parse_when(resource["start"]),
-            end=_parse_when(resource["end"]),
-            summary=resource.get("summary", ""),
-            status="cancelled" if resource.get("status") == "cancelled" else "confirmed",
-            attendee_emails=tuple(a["email"] for a in resource.get("attendees", [])),
-            meet_link=_meet_link(resource),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise CalendarError(f"unreadable event from Google: {err!r}") from err
-
-
-def _parse_when(value: dict[str, str]) -> datetime:
-    if "dateTime" in value:
-        moment = datetime.fromisoformat(value["dateTime"])
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo(value.get("timeZone", "UTC")))
-        return moment
-    # All-day bound; the calendar's own zone is not in the event, so read it as UTC.
-    return datetime.combine(date.fromisoformat(value["date"]), datetime.min.time(), UTC)
-
-
-def _parse_instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"time without offset: {text}")
-    return moment
-
-
-def _meet_link(resource: dict[str, Any]) -> str | None:
-    if resource.get("hangoutLink"):
-        return str(resource["hangoutLink"])
-    for entry in resource.get("conferenceData", {}).get("entryPoints", []):
-        if entry.get("entryPointType") == "video" and entry.get("uri"):
-            return str(entry["uri"])
-    return None

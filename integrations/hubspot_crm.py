@@ -40,7 +40,7 @@ from integrations.crm import (
     DealRequest,
     LoggedCall,
 )
-from integrations.errors import OutcomeUnknown
+from integrations.errors import InvalidRequest, OutcomeUnknown
 from integrations.hubspot_records import (
     CALL_TO_CONTACT,
     CONTACT_READ_PROPERTIES,
@@ -105,6 +105,7 @@ class HubSpotCrm:
         self._calls = _object_api("calls", calls_api, crm.objects.calls, "hs_call_title")
         self._notes = _object_api("notes", notes_api, crm.objects.notes, "hs_note_body")
         self._deals = _object_api("deals", deals_api, crm.deals, "description")
+        self._associations = crm.associations.v4.basic_api
         self._transport = HubSpotTransport(
             timeout_s=timeout_s,
             max_attempts=max_attempts,
@@ -208,6 +209,39 @@ class HubSpotCrm:
             "update contact", self._contacts.basic.update, contact_id, body
         )
         return contact_from(updated)
+
+    async def forget_phone(self, phone_e164: str) -> dict[str, list[str]]:
+        """A privacy request: every contact with this number is GDPR-deleted, after the calls
+        and notes associated with it (ours hold the transcript) are deleted: HubSpot's GDPR
+        delete removes the contact and its associations, not the other records. Deals stay,
+        unlinked (they are the business's pipeline). Running it again finds nothing."""
+        removed: dict[str, list[str]] = {"contacts": [], "calls": [], "notes": []}
+        while (contact := await self.find_contact_by_phone(phone_e164)) is not None:
+            if contact.id in removed["contacts"]:
+                break  # search still shows it: HubSpot's index trails the delete
+            for api in (self._calls, self._notes):
+                for object_id in await self._associated(contact.id, api.name):
+                    await self._gone_is_fine(f"delete {api.name}", api.basic.archive, object_id)
+                    removed[api.name].append(object_id)
+            request = contacts_api.PublicGdprDeleteInput(object_id=contact.id)
+            await self._gone_is_fine("GDPR-delete contact", self._contacts.basic.purge, request)
+            removed["contacts"].append(contact.id)
+            logger.info("hubspot: contact %s deleted (GDPR)", contact.id)
+        return removed
+
+    async def _associated(self, contact_id: str, to_type: str) -> list[str]:
+        page = await self._transport.request(
+            f"list {to_type} of contact", self._associations.get_page, "contacts", contact_id,
+            to_type, limit=500,
+        )  # fmt: skip
+        return [str(r.to_object_id) for r in page.results]
+
+    async def _gone_is_fine(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            await self._transport.request(what, fn, *args)
+        except InvalidRequest as exc:
+            if "404" not in str(exc) and "not found" not in str(exc).lower():
+                raise
 
     # calls, notes, deals
 

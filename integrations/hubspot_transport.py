@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import hubspot.crm.associations.v4 as associations_api
 import hubspot.crm.contacts as contacts_api
 import hubspot.crm.deals as deals_api
 import hubspot.crm.objects.calls as calls_api
@@ -37,7 +38,7 @@ from integrations.masking import mask
 
 logger = logging.getLogger(__name__)
 
-_PACKAGES = (contacts_api, calls_api, notes_api, deals_api)
+_PACKAGES = (contacts_api, calls_api, notes_api, deals_api, associations_api)
 _API_ERRORS = tuple(p.ApiException for p in _PACKAGES)
 # Raised by the client's own checks of our input, before anything is sent.
 _INPUT_ERRORS = tuple(p.exceptions.OpenApiException for p in _PACKAGES)

@@ -60,8 +60,36 @@ class Outbox:
             delivered += 1
         return delivered
 
+    def forget_phone(self, phone: str) -> list[str]:
+        """Delete the records of calls from or to ``phone`` (a privacy request); their ids."""
+        gone = [call_id for call_id, record in self._records() if _involves(record, phone)]
+        self._db.executemany("DELETE FROM outbox WHERE call_id = ?", [(c,) for c in gone])
+        return gone
+
+    def expire_transcripts(self, *, before: datetime) -> int:
+        """Blank the transcripts of calls that ended before ``before``; the rest stays (a
+        pending record is still delivered, without its transcript)."""
+        expired = 0
+        for call_id, record in self._records():
+            ended = record.get("ended_at")
+            if record.get("transcript") and ended and datetime.fromisoformat(ended) < before:
+                record["transcript"] = ""
+                self._db.execute(
+                    "UPDATE outbox SET record = ? WHERE call_id = ?", (json.dumps(record), call_id)
+                )
+                expired += 1
+        return expired
+
+    def _records(self) -> list[tuple[str, dict[str, Any]]]:
+        rows = self._db.execute("SELECT call_id, record FROM outbox").fetchall()
+        return [(call_id, json.loads(record)) for call_id, record in rows]
+
     def close(self) -> None:
         self._db.close()
+
+
+def _involves(record: dict[str, Any], phone: str) -> bool:
+    return phone in (record.get("from_number"), record.get("to_number"))
 
 
 def _encode(obj: CallRecord | DealRequest) -> str:

@@ -17,6 +17,10 @@ class EventConflict(CalendarError):
     """An event with this id exists but differs from the request (another booking owns the id)."""
 
 
+class SlotTaken(CalendarError):
+    """Another event holds the time: the booking was not made (or was withdrawn at once)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Interval:
     """A half-open span of time, [start, end), with timezone-aware datetimes."""
@@ -64,13 +68,20 @@ class Calendar(Protocol):
 
     async def create_event(self, request: EventRequest) -> Event:
         """Create the event. Creating the same ``event_id`` again returns the existing event
-        when it matches the request, and raises ``EventConflict`` when it does not."""
+        when it matches the request, and raises ``EventConflict`` when it does not.
+
+        Raises ``SlotTaken`` when another event holds any of the time: of two bookings racing
+        for one slot, exactly one is kept."""
         ...
 
     async def get_event(self, event_id: str) -> Event | None: ...
 
     async def cancel_event(self, event_id: str) -> None: ...
 
-    async def move_event(self, event_id: str, *, start: datetime, end: datetime) -> Event: ...
+    async def move_event(self, event_id: str, *, start: datetime, end: datetime) -> Event:
+        """Move the event. The embedded calendar raises ``SlotTaken`` (and changes nothing)
+        when another event holds the time; Google's has no such guard (the tool's free/busy
+        check is all a move gets)."""
+        ...
 
     async def aclose(self) -> None: ...

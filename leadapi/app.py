@@ -35,9 +35,12 @@ from leadapi.admission import (
 )
 from leadapi.campaign_routes import CampaignDeps, campaign_routes
 from leadapi.keys import KeyRing
+from leadapi.rate_limits import RateLimiter, retry_after_header
 from leadapi.refusals import refuse
-from leadapi.schemas import DncIn, LeadAccepted, LeadIn, OutcomeIn, ProgressIn
+from leadapi.schemas import DncIn, LeadAccepted, LeadIn, OutcomeIn, ProgressIn, Refusal
 from metrics.api import ApiMetrics
+from privacy.api import contact_routes
+from privacy.forget import ContactEraser
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `python -m leadapi keys`")
 
@@ -51,6 +54,8 @@ class ApiDeps:
     now: Callable[[], datetime]
     random_hex: Callable[[], str] = field(default=lambda: secrets.token_hex(12))
     metrics: ApiMetrics = field(default_factory=ApiMetrics)  # served at /metrics
+    eraser: ContactEraser | None = None  # DELETE /v1/contacts/{phone}, when given
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(per_minute=0, burst=1))
     console: ConsoleDeps | None = None  # the rep console at /console/ (console/)
 
 
@@ -78,6 +83,9 @@ def build_app(deps: ApiDeps) -> FastAPI:
             key = await run_in_threadpool(_verify, deps.keys, request.headers.get("authorization"))
             if key is None:
                 return JSONResponse(_UNAUTHORISED, 401, headers={"WWW-Authenticate": "Bearer"})
+            wait = deps.limiter.take(key.id)
+            if wait is not None:
+                return _rate_limited(wait)
             request.state.api_key = key
         return await call_next(request)
 
@@ -88,11 +96,20 @@ def build_app(deps: ApiDeps) -> FastAPI:
     campaign_routes(router, CampaignDeps(store=deps.store, reporter=deps.reporter,
                                          rules=deps.rules, now=deps.now,
                                          random_hex=deps.random_hex))  # fmt: skip
+    if deps.eraser is not None:
+        contact_routes(router, deps.eraser)
     app.include_router(router)
     if deps.console is not None:
         mount_console(app, deps.console)
     deps.metrics.install(app)
     return app
+
+
+def _rate_limited(wait_s: float) -> JSONResponse:
+    retry_after = retry_after_header(wait_s)
+    message = f"too many requests for this API key; retry after {retry_after} s"
+    body = {"detail": Refusal(reason="rate_limited", message=message).model_dump()}
+    return JSONResponse(body, 429, headers={"Retry-After": retry_after})
 
 
 def require_key(

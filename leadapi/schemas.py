@@ -57,6 +57,7 @@ RefusalReason = Literal[
     "idempotency_key_reused",
     "campaign_exists",
     "campaign_cancelled",
+    "rate_limited",
 ]
 
 
@@ -70,6 +71,13 @@ class HoursIn(BaseModel):
     start: time = time(9)
     end: time = time(20)
     days: list[Day] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("calling hours are the lead's local time: give it without an offset")
+        return value
 
 
 class RetryIn(BaseModel):

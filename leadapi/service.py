@@ -14,7 +14,9 @@ from dialer.sql_store import SqlStore
 from leadapi.admission import AdmissionRules
 from leadapi.app import ApiDeps, build_app
 from leadapi.keys import KeyRing
+from leadapi.rate_limits import RateLimiter
 from leadapi.settings import LeadApiProcessSettings
+from privacy.settings import eraser_for
 
 
 def utc_now() -> datetime:
@@ -45,6 +47,13 @@ def app_for(
         reporter=build_reporter(settings.dialer, settings.business, queue=store, now=now),
         rules=rules,
         now=now,
+        limiter=RateLimiter(
+            per_minute=settings.leadapi.leadapi_rate_limit_per_minute,
+            burst=settings.leadapi.leadapi_rate_limit_burst,
+        ),
+        eraser=eraser_for(
+            settings.integrations, queue=store, default_region=settings.business.default_region
+        ),
         console=console,
     )
     return build_app(deps)

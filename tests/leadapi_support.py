@@ -18,6 +18,8 @@ from dialer.sql_store import SqlStore
 from leadapi.admission import AdmissionRules
 from leadapi.app import ApiDeps, build_app
 from leadapi.keys import KeyRing
+from leadapi.rate_limits import RateLimiter
+from privacy.forget import ContactEraser
 from tests.conftest import Clock
 from tests.dialer_support import make_policy
 
@@ -35,6 +37,8 @@ def make_app(
     consent_required: bool = True,
     dedupe_hours: float = 24,
     webhook_urls: tuple[str, ...] = (),
+    eraser: ContactEraser | None = None,
+    limiter: RateLimiter | None = None,
 ) -> tuple[FastAPI, KeyRing]:
     policy = make_policy()
     counter = itertools.count(1)
@@ -51,6 +55,8 @@ def make_app(
         ),
         now=clock,
         random_hex=lambda: f"{next(counter):06d}",
+        eraser=eraser,
+        **({"limiter": limiter} if limiter is not None else {}),
     )
     return build_app(deps), keys
 

@@ -48,6 +48,7 @@ from callab.sip_phone import SipPhone, free_udp_port
 from callab.standins.chat_script import message_text
 from callab.standins.speech import parse_wav
 from dialer.webhooks import verify
+from integrations.masking import mask
 from tests.e2e_support import (
     StartLab,
     eventually,
@@ -55,6 +56,7 @@ from tests.e2e_support import (
     spoken_texts,
     zone_at_midday,
 )
+from tests.log_leaks import leaks_in, secrets_in
 from tests.worlds import EmbeddedWorld
 
 pytestmark = pytest.mark.e2e
@@ -92,8 +94,9 @@ async def test_inbound_call_qualifies_books_and_hangs_up(
     start_lab: StartLab, phones: list[TestPhone]
 ) -> None:
     lab = await start_lab(
-        script=BOOKING_SCRIPT, utterances=[line.heard for line in BOOKING_LINES], vendors=True
-    )
+        script=BOOKING_SCRIPT, utterances=[line.heard for line in BOOKING_LINES], vendors=True,
+        settings=DISTINCT_KEYS, log_level="DEBUG",
+    )  # fmt: skip
     phone = await lab.place_call(CALLER)
     phones.append(phone)
 
@@ -130,6 +133,28 @@ async def test_inbound_call_qualifies_books_and_hangs_up(
     assert phone.disconnected_at is not None
     assert len(phone.recording.spans()) >= 4  # greeting, question, offer, goodbye
     assert phone.recording.peak_dbfs() > -30.0
+    assert_logs_clean(lab, {"worker.log": lab.worker_log()})
+
+
+# Provider keys the stand-ins accept, distinctive enough to be found in a log line.
+DISTINCT_KEYS = {
+    "DEEPGRAM_API_KEY": "dg-e2e-7c1f9a3b5d",
+    "OPENAI_API_KEY": "sk-e2e-4b8d2f6a0c",
+    "CARTESIA_API_KEY": "sk_car_e2e_9e3a7c1b",
+}
+
+
+def assert_logs_clean(lab: CallLab, logs: dict[str, str]) -> None:
+    """No secret the processes were given, no unmasked number or email, in any line."""
+    env = {**lab.worker_env(), **lab.outbound_env}
+    if lab.config.vendors:
+        env["HUBSPOT_ACCESS_TOKEN"] = lab.hubspot.token
+    key_file = lab.config.workdir / "service-account.json"
+    secrets = secrets_in(env, service_account_file=key_file if key_file.exists() else None)
+    assert {"DEEPGRAM_API_KEY", "LIVEKIT_API_SECRET"} <= set(secrets)  # the check has teeth
+    assert all(logs.values()), "a log to check is empty"
+    leaks = leaks_in(logs, secrets=secrets, phones=[CALLER, TRUNK_NUMBER])
+    assert not leaks, "\n".join(f"{k.where}: {k.what}: {k.line[:300]}" for k in leaks)
 
 
 async def test_caller_barging_in_stops_the_agent_and_gets_an_answer(
@@ -233,7 +258,7 @@ async def test_an_outbound_call_that_cannot_be_placed_is_still_recorded(
     # Every line of the call carries its call id and room, stamped by the job's log context.
     records = lab.worker_log_records()
     ours = [r for r in records if r["msg"].startswith(("outbound call", "call written"))]
-    assert len(ours) == 2 and all(r.get("call_id") and r.get("room") == room for r in ours)
+    assert len(ours) == 2 and all(r.get("call_id") and r.get("room") == mask(room) for r in ours)
 
 
 async def test_a_full_worker_refuses_the_next_call_at_once_and_answers_once_a_slot_frees(
@@ -432,5 +457,18 @@ async def test_a_web_form_lead_is_dialed_answered_reported_and_webhooked(
         assert verify(WEBHOOK_SECRET, header=header, body=body, now=int(time.time()))
         event = json.loads(body)
         assert event["id"] == f"evt_{accepted['id']}" and event["call"]["status"] == "completed"
+        # The lead asks to be forgotten: the lead API process erases the queue's call and the
+        # worker's embedded CRM record of it, in the data directory they share.
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.delete(f"{api_url}/v1/contacts/{CALLER}") as response:
+                assert response.status == 200, await response.text()
+                forgotten = (await response.json())["removed"]
+            async with http.get(accepted["status_url"]) as gone:
+                assert gone.status == 404
+        assert (forgotten["queued_calls"], forgotten["call_attempts"]) == (1, 1)
+        assert forgotten["result_webhooks"] == 1 and forgotten["embedded_calls"] == 1
+        assert forgotten["embedded_contacts"] == 1
+        logs = {f"{m}.log": lab.process_log(m) for m in ("dialer", "leadapi")}
+        assert_logs_clean(lab, {"worker.log": lab.worker_log(), **logs})
     finally:
         await runner.cleanup()

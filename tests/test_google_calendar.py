@@ -16,7 +16,15 @@ from google.oauth2.credentials import Credentials as UserCredentials
 
 from integrations.errors import InvalidRequest, OutcomeUnknown, TemporarilyUnavailable
 from integrations.google_calendar import GoogleCalendar, RetryPolicy
-from integrations.scheduling import Calendar, CalendarError, EventConflict, EventRequest, Interval
+from integrations.google_events import claim_order
+from integrations.scheduling import (
+    Calendar,
+    CalendarError,
+    EventConflict,
+    EventRequest,
+    Interval,
+    SlotTaken,
+)
 from tests.fakes.google_calendar import CALENDAR_SCOPE, FakeGoogleCalendar, TokenGrant, Write
 from tests.fakes.google_events import MEET_LINK_PREFIX
 
@@ -27,6 +35,8 @@ SERVICE_ACCOUNT = "agent@fake-project.iam.gserviceaccount.com"
 REP = "rep@example.com"
 NY = ZoneInfo("America/New_York")
 EVENT_ID = "b00k1ng0001"
+# Inserted quietly, then the attendee invited once the slot is ours.
+BOOKED = [Write("events.insert", EVENT_ID, "none"), Write("events.patch", EVENT_ID, "all")]
 
 
 def booking(
@@ -237,7 +247,7 @@ async def test_create_invites_the_attendee_with_a_meet_link(
     assert stored["conferenceData"]["createRequest"]["requestId"] == EVENT_ID
     assert stored["hangoutLink"].startswith(MEET_LINK_PREFIX)
     assert (stored["summary"], stored["status"]) == ("Intro call with Acme", "confirmed")
-    assert fake.writes == [Write("events.insert", EVENT_ID, "all")]
+    assert fake.writes == BOOKED
     assert event.meet_link == stored["hangoutLink"]
     assert event.attendee_emails == ("dana@acme.example",)
     assert (event.start, event.end) == (booking().start, booking().end)
@@ -260,7 +270,7 @@ async def test_same_request_twice_books_once(
 
     assert first == second
     assert list(fake.events) == [EVENT_ID]
-    assert fake.writes == [Write("events.insert", EVENT_ID, "all")]
+    assert fake.writes == BOOKED
 
 
 async def test_same_id_at_another_time_is_a_conflict(
@@ -272,6 +282,75 @@ async def test_same_id_at_another_time_is_a_conflict(
     with pytest.raises(EventConflict):
         await calendar.create_event(booking(start=datetime(2026, 3, 2, 14, tzinfo=NY)))
     assert fake.events == before
+
+
+# two bookings, one slot: the one created first keeps it
+
+
+async def test_a_booking_into_an_event_created_before_it_is_withdrawn_uninvited(
+    calendar: GoogleCalendar, fake: FakeGoogleCalendar
+) -> None:
+    rival = fake.add_event(
+        start=booking().start + timedelta(minutes=15), end=booking().end + timedelta(minutes=15)
+    )
+
+    with pytest.raises(SlotTaken):
+        await calendar.create_event(booking())
+
+    assert fake.events[EVENT_ID]["status"] == "cancelled"
+    assert fake.events[rival["id"]]["status"] == "confirmed"
+    assert fake.writes == [
+        Write("events.insert", EVENT_ID, "none"),
+        Write("events.delete", EVENT_ID, "none"),
+    ]
+
+
+async def test_a_retried_booking_keeps_the_slot_from_an_event_created_after_it(
+    calendar: GoogleCalendar, fake: FakeGoogleCalendar
+) -> None:
+    await calendar.create_event(booking())
+    later = fake.add_event(start=booking().start, end=booking().end)
+
+    event = await calendar.create_event(booking())  # the same booking, retried
+
+    assert event.status == "confirmed"
+    assert fake.events[EVENT_ID]["status"] == "confirmed"
+    assert fake.events[later["id"]]["status"] == "confirmed"  # not ours to withdraw
+    assert fake.writes == BOOKED
+
+
+async def test_free_and_cancelled_events_do_not_take_the_slot(
+    calendar: GoogleCalendar, fake: FakeGoogleCalendar
+) -> None:
+    fake.add_event(start=booking().start, end=booking().end, transparency="transparent")
+    fake.add_event(start=booking().start, end=booking().end, status="cancelled")
+    fake.add_event(start=booking().end, end=booking().end + timedelta(minutes=30))  # touching
+
+    event = await calendar.create_event(booking())
+
+    assert event.status == "confirmed" and fake.writes == BOOKED
+
+
+async def test_an_unreadable_slot_withdraws_the_booking(
+    calendar: GoogleCalendar, fake: FakeGoogleCalendar
+) -> None:
+    fake.fail_next("events.list", status=503, times=10)
+
+    with pytest.raises(TemporarilyUnavailable):
+        await calendar.create_event(booking())
+
+    assert fake.events[EVENT_ID]["status"] == "cancelled"
+    assert all(w.send_updates == "none" for w in fake.writes)
+
+
+def test_the_first_created_wins_and_a_shared_millisecond_goes_to_the_lower_id() -> None:
+    def listed(event_id: str, created: str) -> dict[str, Any]:
+        return {"id": event_id, "created": created}
+
+    early, late = "2026-03-02T15:00:00.120Z", "2026-03-02T15:00:00.121Z"
+    assert claim_order(listed("zzzzz", early)) < claim_order(listed("aaaaa", late))
+    assert claim_order(listed("aaaaa", late)) < claim_order(listed("bbbbb", late))
+    assert claim_order({"id": "ccccc"}) < claim_order(listed("aaaaa", early))  # unreadable
 
 
 async def test_insert_answered_503_is_retried(
@@ -294,7 +373,7 @@ async def test_insert_that_timed_out_is_retried_without_a_duplicate(
     event = await calendar.create_event(booking())
 
     assert list(fake.events) == [EVENT_ID]
-    assert fake.writes == [Write("events.insert", EVENT_ID, "all")]
+    assert fake.writes == BOOKED
     assert event.meet_link == fake.events[EVENT_ID]["hangoutLink"]
 
 
@@ -384,7 +463,7 @@ async def test_cancel_twice_is_fine(calendar: GoogleCalendar, fake: FakeGoogleCa
     await calendar.cancel_event(EVENT_ID)
 
     assert fake.events[EVENT_ID]["status"] == "cancelled"
-    assert fake.writes[1:] == [Write("events.delete", EVENT_ID, "all")]
+    assert fake.writes[len(BOOKED) :] == [Write("events.delete", EVENT_ID, "all")]
     cancelled = await calendar.get_event(EVENT_ID)
     assert cancelled is not None and cancelled.status == "cancelled"
 

@@ -38,3 +38,22 @@ def test_masking():
     assert mask("listening on 127.0.0.1:8081") == "listening on 127.0.0.1:8081"
     assert mask("from 415.555.0123") == "from ********0123"
     assert mask(None) == "<none>"
+
+
+def test_log_lines_mask_the_room_named_after_the_caller_and_keep_the_call_id():
+    import json
+    import logging
+
+    from config.logs import JsonFormatter
+
+    record = logging.LogRecord(
+        "tools", logging.INFO, __file__, 1, "booked for %s", ("+14155550123",), None
+    )
+    record.room = "call-_+14155550123_psCvYyCZ"
+    record.call_id = "AJ_QHE73qtWRyT3"
+
+    line = json.loads(JsonFormatter().format(record))
+
+    assert line["msg"] == "booked for ********0123"
+    assert line["room"] == "call-_********0123_psCvYyCZ"
+    assert line["call_id"] == "AJ_QHE73qtWRyT3"

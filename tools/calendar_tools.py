@@ -13,7 +13,7 @@ import prompts
 from calls.call import Call  # runtime import: LiveKit resolves tool type hints
 from calls.slots import booking_event_id, candidate_slots, free_slots, say_time, spread
 from calls.time_zones import InvalidTimeZone, resolve_time_zone
-from integrations.scheduling import Event, EventRequest, Interval
+from integrations.scheduling import Event, EventRequest, Interval, SlotTaken
 from tools.contact_tools import normalise_email, save_contact
 from tools.tool_support import as_json, speakable_failures, timed
 
@@ -168,7 +168,11 @@ async def book_meeting(
         taken = await timed(call, call.services.calendar.busy(slot.start, slot.end))
         if any(b.overlaps(slot) for b in taken):
             return as_json(await _slot_taken(call))
-        event = await timed(call, call.writes.shielded(_create_event(call, slot)))
+        try:
+            event = await timed(call, call.writes.shielded(_create_event(call, slot)))
+        except SlotTaken:  # another call booked it between our check and our insert
+            logger.info("slot lost to a concurrent booking", extra={"call_id": call.state.call_id})
+            return as_json(await _slot_taken(call))
     call.state.booking = event
     logger.info("meeting booked", extra={"call_id": call.state.call_id, "event_id": event.id})
     return as_json(_booked_payload(call))
@@ -239,7 +243,10 @@ async def reschedule_meeting(context: RunContext[Call], start: str) -> str:
         if any(b.overlaps(slot) and b != Interval(booking.start, booking.end) for b in taken):
             return as_json(await _slot_taken(call))
         moved = call.services.calendar.move_event(booking.id, start=slot.start, end=slot.end)
-        call.state.booking = await timed(call, call.writes.shielded(moved))
+        try:
+            call.state.booking = await timed(call, call.writes.shielded(moved))
+        except SlotTaken:
+            return as_json(await _slot_taken(call))
     return as_json(_booked_payload(call))
 
 

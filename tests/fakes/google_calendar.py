@@ -18,13 +18,13 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fakes.google_events import busy_periods, instant, seed_time, write_event
+from tests.fakes.google_events import bound, busy_periods, instant, seed_time, write_event
 from tests.fakes.google_http import BadRequest, Reply, Server, google_error
 from tests.fakes.google_oauth import (
     CALENDAR_SCOPE,
@@ -158,6 +158,7 @@ class FakeGoogleCalendar:
                 "transparency": transparency,
                 "start": seed_time(start),
                 "end": seed_time(end),
+                **_stamps(),
             }
             self._events[event_id] = resource
             return copy.deepcopy(resource)
@@ -218,6 +219,7 @@ class FakeGoogleCalendar:
             return google_error(404, "notFound", "Not Found")
         handlers = {
             "events.insert": self._insert,
+            "events.list": self._list,
             "events.get": self._get,
             "events.patch": self._patch,
             "events.update": self._update,
@@ -265,11 +267,32 @@ class FakeGoogleCalendar:
             "iCalUID": f"{event_id}@fake-calendar.test",
             "sequence": 0,
             "organizer": {"email": self.calendar_id, "self": True},
+            **_stamps(),
         }
         write_event(resource, body, params["query"], replace=True, time_zone=self.time_zone)
         self._events[event_id] = resource
         self._record("events.insert", event_id, params["query"])
         return Reply(200, copy.deepcopy(resource))
+
+    def _list(self, params: dict[str, Any]) -> Reply:
+        """Events overlapping [timeMin, timeMax) (end after timeMin, start before timeMax);
+        cancelled ones only with ``showDeleted``. One page: the fake's calendars are small."""
+        query = params["query"]
+        try:
+            low = instant(query["timeMin"]) if "timeMin" in query else None
+            high = instant(query["timeMax"]) if "timeMax" in query else None
+        except ValueError:
+            raise BadRequest("Bad Request", "badRequest") from None
+        items = []
+        for event in self._events.values():
+            if event["status"] == "cancelled" and query.get("showDeleted") != "true":
+                continue
+            if low is not None and bound(event["end"], self.time_zone) <= low:
+                continue
+            if high is not None and bound(event["start"], self.time_zone) >= high:
+                continue
+            items.append(copy.deepcopy(event))
+        return Reply(200, {"kind": "calendar#events", "items": items})
 
     def _get(self, params: dict[str, Any]) -> Reply:
         event = self._events.get(params["event_id"])
@@ -287,6 +310,7 @@ class FakeGoogleCalendar:
         )
         if (updated["start"], updated["end"]) != (event["start"], event["end"]):
             updated["sequence"] = event.get("sequence", 0) + 1
+        updated["updated"] = _stamps()["updated"]
         self._events[event["id"]] = updated
         self._record("events.update" if replace else "events.patch", event["id"], params["query"])
         return Reply(200, copy.deepcopy(updated))
@@ -301,6 +325,7 @@ class FakeGoogleCalendar:
         if event["status"] == "cancelled":
             return google_error(410, "deleted", "Resource has been deleted")
         event["status"] = "cancelled"
+        event["updated"] = _stamps()["updated"]
         self._record("events.delete", event["id"], params["query"])
         return Reply(204)
 
@@ -309,6 +334,14 @@ class FakeGoogleCalendar:
 
     def _next_id(self) -> str:
         return f"fakeevent{len(self._events) + 1:05d}"
+
+
+def _stamps() -> dict[str, str]:
+    """``created`` and ``updated`` as Google writes them: UTC, to the millisecond. The fake's
+    calls hold its lock, so its clock orders its writes as Google's does."""
+    now = datetime.now(UTC)
+    text = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return {"created": text, "updated": text}
 
 
 __all__ = [

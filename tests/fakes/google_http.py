@@ -120,7 +120,7 @@ def _route(method: str, path: str) -> tuple[str, dict[str, Any]] | None:
         return None
     calendar_id, event_id = unquote(match[1]), match[2] and unquote(match[2])
     if event_id is None:
-        op = "events.insert" if method == "POST" else None
+        op = {"POST": "events.insert", "GET": "events.list"}.get(method)
     else:
         op = _EVENT_OPS.get(method)
     if op is None:

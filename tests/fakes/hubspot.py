@@ -245,7 +245,7 @@ class FakeHubSpot:
             return
         if fault is not None and not fault.apply and not self._misbehave(handler, fault):
             return
-        reply = self._serve(method, match, parse_qs(url.query), raw)
+        reply = self._serve(method, match, parse_qs(url.query), raw, op=op)
         if fault is not None and fault.apply and not self._misbehave(handler, fault):
             return
         handler.send(reply)
@@ -281,8 +281,17 @@ class FakeHubSpot:
         return Reply(reply.status, reply.body, headers)
 
     def _serve(
-        self, method: str, match: re.Match[str] | None, query: dict[str, list[str]], raw: bytes
+        self,
+        method: str,
+        match: re.Match[str] | None,
+        query: dict[str, list[str]],
+        raw: bytes,
+        *,
+        op: str,
     ) -> Reply:
+        if op == "associations.list" and match is not None:
+            with self._lock:
+                return self._objects.associated(match[1], match[2], match[3])
         if match is None or not self._objects.has_type(match[1]):
             return self._error(404, "resource not found", "OBJECT_NOT_FOUND")
         object_type, rest = match[1], match[2]
@@ -293,6 +302,10 @@ class FakeHubSpot:
                     return self._objects.create(object_type, body)
                 if method == "POST" and rest == "search":
                     return self._objects.search(object_type, body)
+                if method == "POST" and rest == "gdpr-delete" and object_type == "contacts":
+                    return self._objects.gdpr_delete(body)
+                if method == "DELETE" and rest not in (None, "search", "gdpr-delete"):
+                    return self._objects.archive(object_type, rest)
                 if method == "GET" and rest not in (None, "search"):
                     return self._objects.get(object_type, rest, query)
                 if method == "PATCH" and rest not in (None, "search"):

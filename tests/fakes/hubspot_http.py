@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-_OBJECT_PATH = re.compile(r"/crm/v3/objects/(\w+)(?:/(search|\d+))?/?")
+_OBJECT_PATH = re.compile(r"/crm/v3/objects/(\w+)(?:/(search|gdpr-delete|\d+))?/?")
+_ASSOCIATIONS_PATH = re.compile(r"/crm/v4/objects/(\w+)/(\d+)/associations/(\w+)/?")
 
 AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
@@ -96,12 +97,15 @@ class RequestHandler(BaseHTTPRequestHandler):
 
 def operation(method: str, path: str) -> tuple[str, re.Match[str] | None]:
     """The request's operation name, and the path's (object type, id or "search") match."""
+    linked = _ASSOCIATIONS_PATH.fullmatch(path)
+    if linked is not None and method == "GET":
+        return "associations.list", linked
     match = _OBJECT_PATH.fullmatch(path)
     if match is None:
         return "unknown", None
     object_type, rest = match[1], match[2]
-    if rest == "search":
-        return f"{object_type}.search", match
+    if rest in ("search", "gdpr-delete"):
+        return f"{object_type}.{rest.replace('-', '_')}", match
     if rest is None:
         return (f"{object_type}.create" if method == "POST" else f"{object_type}.list"), match
     verbs = {"GET": "get", "PATCH": "update", "DELETE": "archive"}

@@ -121,6 +121,7 @@ class CrmObjects:
         self._objects: dict[str, dict[str, _Stored]] = {t: {} for t in _WRITABLE}
         self._custom: dict[str, set[str]] = {t: set() for t in _WRITABLE}
         self.associations: list[Association] = []
+        self.blocklisted_emails: set[str] = set()
         self._ids = itertools.count(1001)
 
     def define_property(self, object_type: str, name: str) -> None:
@@ -175,6 +176,47 @@ class CrmObjects:
         if start + limit < len(hits):
             result["paging"] = {"next": {"after": str(start + limit)}}
         return Reply(200, result)
+
+    def archive(self, object_type: str, object_id: str) -> Reply:
+        """DELETE: HubSpot archives the object (restorable for 90 days); here it goes."""
+        self._remove(object_type, self._find(object_type, object_id).id)
+        return Reply(204)
+
+    def gdpr_delete(self, body: dict[str, Any]) -> Reply:
+        """The contact and its associations go; the objects it was associated with stay.
+        By email (``idProperty: email``) an unknown address is blocklisted: 204 too."""
+        key, by = str(body["objectId"]), body.get("idProperty")
+        contacts = self._objects["contacts"]
+        if by == "email":
+            found = [c.id for c in contacts.values() if c.properties.get("email") == key]
+            self.blocklisted_emails.update(() if found else (key,))
+        else:
+            found = [self._find("contacts", key).id]
+        for contact_id in found:
+            self._remove("contacts", contact_id)
+        return Reply(204)
+
+    def associated(self, from_type: str, from_id: str, to_type: str) -> Reply:
+        """v4 associations of one object to a type, read from either end."""
+        results = []
+        for a in self.associations:
+            if (a.from_type, a.from_id, a.to_type) == (from_type, from_id, to_type):
+                results.append((a.to_id, a.type_id))
+            elif (a.to_type, a.to_id, a.from_type) == (from_type, from_id, to_type):
+                results.append((a.from_id, a.type_id))
+        return Reply(200, {"results": [
+            {"toObjectId": int(other), "associationTypes": [
+                {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}]}
+            for other, type_id in results
+        ]})  # fmt: skip
+
+    def _remove(self, object_type: str, object_id: str) -> None:
+        del self._objects[object_type][object_id]
+        self.associations = [
+            a for a in self.associations
+            if (a.from_type, a.from_id) != (object_type, object_id)
+            and (a.to_type, a.to_id) != (object_type, object_id)
+        ]  # fmt: skip
 
     # storage
 
