@@ -186,7 +186,10 @@ def transfer_desk(
     return TransferDesk(
         call=call, session=session, room=ctx.room, caller_identity=lambda: caller_identity,
         roster=ctx.proc.userdata["roster"], offers=ctx.proc.userdata["offers"],
-        routing=load_routing(field_keys=[c.key for c in call.state.qualification.criteria.fields]),
+        routing=load_routing(
+            settings.business.routing_file,
+            field_keys=[c.key for c in call.state.qualification.criteria.fields],
+        ),
         lkapi=ctx.api,
         settings=DeskSettings(
             ws_url=ctx._info.url, api_key=livekit.livekit_api_key or "",

@@ -340,7 +340,9 @@ class CallLab:
         assert self._lkapi is not None, "the lab is not started"
         return self._lkapi
 
-    async def place_call(self, caller_number: str, *, wait_answer: bool = True) -> TestPhone:
+    async def place_call(
+        self, caller_number: str, *, wait_answer: bool = True, refer_result: int | None = None
+    ) -> TestPhone:
         """An inbound call from ``caller_number`` to our number, over SIP through the bridge;
         returns once the agent has answered it (unless not ``wait_answer``)."""
         if not self.config.with_sip:
@@ -348,8 +350,9 @@ class CallLab:
         if not self._inbound_ready:
             await self.provision_sip(outbound_address=self._outbound_address)
         phone = TestPhone(
-            call_to=f"sip:{TRUNK_NUMBER}@{self.stack.sip_address}", from_number=caller_number
-        )
+            call_to=f"sip:{TRUNK_NUMBER}@{self.stack.sip_address}", from_number=caller_number,
+            refer_result=refer_result,
+        )  # fmt: skip
         try:
             await phone.dial(wait_answer=wait_answer)
         except BaseException:

@@ -128,16 +128,19 @@ class TestPhone:
         from_number: str | None = None,
         ring_s: float = 0.5,
         digits: str | None = None,
+        refer_result: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """A call to ``call_to`` (a SIP URI) from ``from_number``; with ``call_to`` None, a
         phone that answers the call it gets after ringing ``ring_s`` (at `address`). Either
-        way ``digits`` are keyed (DTMF) a second into the call."""
+        way ``digits`` are keyed (DTMF) a second into the call. A REFER (a transfer) is
+        accepted and reported as ``refer_result`` (200: transferred)."""
         self.call_to = call_to
         self.from_number = from_number
         self.port = free_udp_port()
         self._ring_s = ring_s
         self._digits = digits
+        self._refer_result = refer_result
         self._clock = clock
         self.recording = Recording()
         self.said: list[SaidLine] = []
@@ -180,6 +183,7 @@ class TestPhone:
             audio_socket=self._socket,
             ring_s=self._ring_s,
             digits=self._digits,
+            refer_result=self._refer_result,
         )
         await self._sip.__aenter__()
         if self.call_to is not None:

@@ -59,6 +59,7 @@ class SipPhone:
         from_number: str | None = None,
         audio_socket: Path | None = None,
         digits: str | None = None,
+        refer_result: int | None = None,
     ) -> None:
         """Listens and answers; with ``call_to`` (a SIP URI) it places that one call instead,
         from ``from_number``. With ``audio_socket`` it streams each call's audio through that
@@ -76,6 +77,8 @@ class SipPhone:
             self._argv += ["-audio-socket", str(audio_socket)]
         if digits:
             self._argv += ["-digits", digits]  # DTMF, a second into each call
+        if refer_result is not None:  # a REFER is accepted, then reported as this status
+            self._argv += ["-refer-result", str(refer_result)]
         if play is not None:
             self._argv += ["-play", str(play)]
         if reject is not None:

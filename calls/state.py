@@ -33,7 +33,13 @@ SPOKEN_DISPOSITIONS: tuple[str, ...] = DISPOSITIONS[:-3]
 # What happened when a machine answered an outbound call.
 VoicemailOutcome = Literal["message_left", "no_message"]
 TransferOutcome = Literal[
-    "rep_accepted", "rep_declined", "no_answer", "no_rep_available", "caller_hung_up", "failed"
+    "rep_accepted",
+    "rep_declined",
+    "no_answer",
+    "no_rep_available",
+    "caller_hung_up",
+    "failed",
+    "cold_transferred",  # sent on to a number with SIP REFER, no hand-off
 ]
 # What each route the criteria decide means for the call record, when nothing more happened.
 _ROUTE_DISPOSITIONS: dict[Outcome, Disposition] = {
@@ -106,7 +112,7 @@ class CallState:
             return "not_reached"
         if self.voicemail is not None:
             return "voicemail"
-        if self.transfer == "rep_accepted":
+        if self.transfer in ("rep_accepted", "cold_transferred"):
             return "transferred"
         if self.support_issue:
             return "support"

@@ -105,6 +105,14 @@ class BusinessSettings(BaseSettings):
     voicemail_no_beep_seconds: float = Field(
         2.5, gt=0, le=15, description="after a mailbox's greeting with no beep, speak after this"
     )
+    routing_file: Path | None = Field(
+        None, description="who takes transfers: your own file instead of prompts/routing.yaml"
+    )
+
+    @field_validator("routing_file", mode="before")
+    @classmethod
+    def _empty_routing_is_default(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("business_time_zone")
     @classmethod

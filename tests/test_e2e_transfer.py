@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from callab.harness import CallLab
 from callab.phone import SaidLine, TestPhone
@@ -154,3 +155,44 @@ async def test_a_caller_who_hangs_up_on_hold_stops_the_rep_ringing_and_is_record
     (note,) = await eventually(lambda: list(lab.hubspot.notes.values()), limit_s=40)
     body = note.properties["hs_note_body"]
     assert "caller_hung_up" in body and "hung up on hold" in body
+
+
+COLD_TARGET = "+14155550177"
+
+
+@pytest.mark.parametrize(("refer_result", "outcome"), [(200, "cold_transferred"), (603, "failed")])
+async def test_a_cold_transfer_sends_the_caller_on_with_sip_refer_or_comes_back_if_refused(
+    start_lab: StartLab, phones: list[TestPhone], tmp_path: Path, refer_result: int, outcome: str
+) -> None:
+    # A team that wants no hand-off: every transfer goes straight to its desk's number. The
+    # caller's carrier (the test phone) gets a REFER and reports how the new call went.
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(yaml.safe_dump({"groups": [{"name": "desk", "cold_transfer": COLD_TARGET}]}))
+    lab = await start_lab(
+        script=TRANSFER_SCRIPT, utterances=[line.heard for line in TRANSFER_LINES], vendors=True,
+        settings={"ROUTING_FILE": str(routing)},
+    )  # fmt: skip
+    caller = await lab.place_call(CALLER, refer_result=refer_result)
+    phones.append(caller)
+    assert caller.joined_at is not None
+    (line,) = TRANSFER_LINES
+    await caller.say_after_agent(line.spoken, since=caller.joined_at)
+    refer = await caller.sip_event("refer", limit_s=40)
+    assert refer.fields.get("refer_to", "").strip("<>") == f"tel:{COLD_TARGET}"
+    texts = spoken_texts(lab)
+    assert any("putting you through to our sales team" in t for t in texts)
+    assert not any("music while you wait" in t for t in texts)  # no hold, no consult
+    if refer_result == 200:
+        await caller.line_closes(limit_s=20)  # transferred: our leg of the call ends
+    else:  # the carrier could not place it: the agent is back with another way forward
+        await caller.agent_starts_speaking(after=refer.at, limit_s=20)
+        await caller.agent_goes_quiet(for_s=1.0, limit_s=30)
+        await caller.hang_up()
+        assert "none of our sales team can pick up right now" in " ".join(spoken_texts(lab))
+    (note,) = await eventually(lambda: list(lab.hubspot.notes.values()), limit_s=40)
+    body = note.properties["hs_note_body"]
+    assert outcome in body
+    if refer_result == 200:
+        assert f"tel:{COLD_TARGET}" in body  # where the caller was sent
+    else:
+        assert "603" in body

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from livekit import api
 
 from calls.qualification import Qualification, load_criteria
@@ -181,6 +182,7 @@ def test_the_first_matching_group_decides_then_its_fallbacks_in_order(
         ({"groups": [{"name": "a", "when": {"region": {"like": "U%"}}}]}, "must use"),
         ({"groups": [{"name": "a", "reps": {"team": "x"}}]}, "reps is 'all'"),
         ({"groups": [{"name": "a"}], "max_reps": 0}, "max_reps"),
+        ({"groups": [{"name": "a", "cold_transfer": "555-0100"}]}, "cold_transfer must be"),
     ],
 )
 def test_a_broken_routing_file_is_refused_with_the_reason(
@@ -188,6 +190,25 @@ def test_a_broken_routing_file_is_refused_with_the_reason(
 ) -> None:
     with pytest.raises(RoutingError, match=message):
         parse_routing({**RULES, **change}, field_keys=["company_size"])
+
+
+def test_a_group_may_send_the_caller_on_cold_to_a_number_or_sip_uri(tmp_path: Path) -> None:
+    rules = {"groups": [
+        {"name": "support", "when": {"company_size": {"lt": 10}},
+         "cold_transfer": "+1 415 555 0100"},
+        {"name": "partners", "when": {"region": {"in": ["GB"]}},
+         "cold_transfer": "sip:desk@pbx.example.com"},
+        {"name": "everyone", "reps": "all"},
+    ]}  # fmt: skip
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    routing = load_routing(path, field_keys=["company_size"])
+    assert routing.cold_target({"company_size": 4}) == "tel:+14155550100"  # as REFER takes it
+    assert routing.cold_target({"company_size": 50, "region": "GB"}) == "sip:desk@pbx.example.com"
+    assert routing.cold_target({"company_size": 50, "region": "US"}) is None  # warm, to reps
+    path.write_text("groups: [unclosed")
+    with pytest.raises(RoutingError, match="routing file"):
+        load_routing(path)
 
 
 def test_the_shipped_routing_rules_name_only_criteria_fields() -> None:

@@ -181,12 +181,17 @@ class TransferDesk:
             # The agent stays as a silent note-taker: the caller's words are transcribed for
             # the rep's screen and the record, never answered (SalesAgent stands down).
             self._session.input.set_audio_enabled(True)
-        if outcome != "rep_accepted" and not self._caller_gone.is_set():
+        handed_on = outcome in ("rep_accepted", "cold_transferred")
+        if not handed_on and not self._caller_gone.is_set():
             await self._back_to_caller(outcome, detail)
 
     async def _transfer(self, reason: str) -> tuple[TransferOutcome, Rep | None, str | None]:
         assert self.timings is not None
         state = self._call.state
+        cold = self._routing.cold_target(self._facts())
+        if cold is not None:
+            outcome, detail = await self._cold_transfer(cold)
+            return outcome, None, detail
         # The hold line is said after the agent's current turn; the music starts when it ends.
         announce = self._session.say(self._lines["on_hold"], allow_interruptions=False)
         await announce.wait_for_playout()
@@ -218,6 +223,28 @@ class TransferDesk:
                 return outcome, rep, detail
             last = (outcome, rep, detail)
         return last
+
+    async def _cold_transfer(self, target: str) -> tuple[TransferOutcome, str | None]:
+        """Send the caller on to ``target`` with SIP REFER: their carrier places the new call
+        and our leg ends. A refusal (the REFER or its outcome) comes back as a SIP status."""
+        line = self._session.say(self._lines["cold_transfer"], allow_interruptions=False)
+        await line.wait_for_playout()
+        caller = self._caller_identity()
+        if self._caller_gone.is_set() or caller is None:
+            return "caller_hung_up", "hung up before the transfer"
+        request = api.TransferSIPParticipantRequest(
+            participant_identity=caller, room_name=self._room.name, transfer_to=target,
+            play_dialtone=False,
+        )  # fmt: skip
+        try:
+            await self._api.sip.transfer_sip_participant(request)
+        except api.SipCallError as exc:  # the transfer's SIP answer, e.g. 603 Decline
+            code, reason = exc.sip_status_code, exc.sip_status
+            detail = f"{code} {reason or ''}".strip() if code else exc.message
+            logger.warning("cold transfer to %s refused: %s", target, detail)
+            return "failed", f"cold transfer refused: {detail}"
+        logger.info("cold transfer to %s accepted by the caller's side", target)
+        return "cold_transferred", target
 
     async def _reach(self, rep: Rep) -> Reach | None:
         """How this rep is reached now: their console if it is open, else their phone."""

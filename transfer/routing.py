@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+import phonenumbers
+import yaml
 
 import prompts
 from calls.qualification import OPERATORS, holds
@@ -25,6 +29,7 @@ class Group:
     territory: str | None  # reps with this tag; both None: every rep
     segment: str | None
     fallback: tuple[str, ...]
+    cold_transfer: str | None = None  # a number or SIP URI the caller is sent to (SIP REFER)
 
     def matches(self, facts: Mapping[str, Any]) -> bool:
         return all(key in facts and holds(facts[key], cond) for key, cond in self.when.items())
@@ -44,6 +49,12 @@ class Routing:
     ring_seconds: float
     max_reps: int
 
+    def cold_target(self, facts: Mapping[str, Any]) -> str | None:
+        """Where the caller is sent without a warm hand-off, when the first matching group
+        says so: a ``tel:`` or ``sip:`` URI, as SIP REFER takes it."""
+        first = next((g for g in self.groups if g.matches(facts)), None)
+        return first.cold_transfer if first is not None else None
+
     def candidates(self, facts: Mapping[str, Any], reps: Sequence[Rep], now: datetime) -> list[Rep]:
         """The reps to offer the call to, in order: the first matching group's available
         reps idle longest first, then its fallbacks'; each rep once, at most ``max_reps``."""
@@ -59,11 +70,37 @@ class Routing:
         return list(chosen.values())[: self.max_reps]
 
 
-def load_routing(name: str = "routing.yaml", *, field_keys: Sequence[str] = ()) -> Routing:
-    """The routing rules; with ``field_keys`` (the criteria's), conditions on anything else
-    are refused, so a typo cannot silently never match."""
-    raw = prompts.load_yaml(name)
+def load_routing(path: Path | None = None, *, field_keys: Sequence[str] = ()) -> Routing:
+    """The routing rules (``prompts/routing.yaml``, or the file at ``path``); with
+    ``field_keys`` (the criteria's), conditions on anything else are refused, so a typo
+    cannot silently never match."""
+    if path is None:
+        raw = prompts.load_yaml("routing.yaml")
+    else:
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise RoutingError(f"routing file {path}: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise RoutingError("the routing file must hold a mapping with `groups`")
     return parse_routing(raw, field_keys=field_keys)
+
+
+def _transfer_uri(group: str, value: object) -> str:
+    """A cold-transfer target as SIP REFER takes it: an E.164 number becomes ``tel:+1...``."""
+    text = str(value).strip()
+    if text.startswith(("sip:", "sips:", "tel:")):
+        return text
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise RoutingError(
+            f"group {group!r}: cold_transfer must be an E.164 number (+14155550100) or a "
+            f"sip: / tel: URI, not {text!r}"
+        )
+    return "tel:" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def parse_routing(raw: Mapping[str, Any], *, field_keys: Sequence[str] = ()) -> Routing:
@@ -89,7 +126,9 @@ def parse_routing(raw: Mapping[str, Any], *, field_keys: Sequence[str] = ()) -> 
             territory = str(reps["territory"]).lower() if "territory" in reps else None
             segment = str(reps["segment"]).lower() if "segment" in reps else None
         fallback = tuple(str(f) for f in entry.get("fallback") or ())
-        groups.append(Group(name, when, territory, segment, fallback))
+        cold = entry.get("cold_transfer")
+        cold_uri = _transfer_uri(name, cold) if cold else None
+        groups.append(Group(name, when, territory, segment, fallback, cold_uri))
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise RoutingError("routing group names must be unique")
