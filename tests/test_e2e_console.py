@@ -313,6 +313,34 @@ async def test_a_caller_who_hangs_up_on_hold_clears_the_card_and_is_recorded(
     await asyncio.to_thread(_copy_to_docs, lab.shots)
 
 
+async def test_a_rep_whose_console_drops_after_taking_the_call_gives_the_caller_back_to_the_agent(
+    lab: Lab, phones: list[TestPhone]
+) -> None:
+    sam = lab.reps["Sam"]
+    await sam.page.wait_for_selector("#presence.available")
+    caller = await lab.call(phones)
+    await sam.page.wait_for_selector("#incoming:not([hidden])", timeout=WAIT_MS)
+    await sam.page.click("#accept")
+    await sam.page.wait_for_selector("#call-status:has-text('connected')", timeout=WAIT_MS)
+    await sam.page.click("#mute")
+    await caller.agent_goes_quiet(for_s=0.8, limit_s=30)  # the introduction is over
+    spoken_before = len(spoken_texts(lab.lab))
+    dropped = time.monotonic()
+    await sam.page.goto("about:blank")  # the tab is gone: no hang-up, no notes
+    back = await caller.agent_starts_speaking(after=dropped + 1.0, limit_s=30)
+    await caller.agent_goes_quiet(for_s=1.0, limit_s=30)
+    await caller.hang_up()
+
+    assert any("lost Sam's line" in t for t in spoken_texts(lab.lab)[spoken_before:])
+    offered = [r for r in lab.lab.llm.requests if "line dropped" in json.dumps(r.messages)]
+    assert offered, "the agent was not told to offer a meeting or a callback"
+    (note,) = await eventually(lambda: lab.notes_with("console dropped"), limit_s=40)
+    assert "failed" in note and "Sam Lee" in note
+    lab.figures.append(
+        f"console drop: the agent was back {back - dropped:.1f} s after the tab closed"
+    )
+
+
 def _copy_to_docs(shots: Path) -> None:
     if DOCS.is_dir():
         for shot in sorted(shots.glob("*.png")):

@@ -42,6 +42,11 @@ logger = logging.getLogger("transfer.desk")
 Reach = Literal["console", "phone"]
 DECIDE_SECONDS = 30.0  # after the brief starts, how long a rep has to press 1 or 2
 SETTLE_TIMEOUT_S = 15.0
+# A rep's console that left the call without hanging up: a lost network may come back (LiveKit
+# reconnects it), so wait this long; a tab closed cleanly (client-initiated) is not coming
+# back, and the short wait only lets a hang-up that deletes the room arrive first.
+REJOIN_GRACE_S = 5.0
+LEFT_CLEANLY_GRACE_S = 1.5
 
 
 @dataclass
@@ -333,6 +338,34 @@ class TransferDesk:
         self._session.output.set_audio_enabled(False)
         self._call.state.on_hold = False
 
+    async def _rep_dropped(self, identity: str, grace_s: float) -> None:
+        """The rep's console left the call without hanging up (a closed tab, a lost network):
+        unless it is back within the grace, the agent returns to the caller, apologises and
+        offers a meeting or a callback. The transfer is recorded as failed, with why."""
+        await asyncio.sleep(grace_s)
+        if identity in self._room.remote_participants or self._caller_gone.is_set():
+            return
+        rep, state = self._taken_by, self._call.state
+        assert rep is not None
+        state.transfer = "failed"
+        state.transfer_detail = f"{rep.name}'s console dropped after taking the call"
+        logger.warning("the rep's console dropped after taking the call: back to the caller")
+        consult, self._consult = self._consult, None
+        if consult is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consult.end_call(), 5.0)
+        self._session.output.set_audio_enabled(True)
+        self._session.input.set_audio_enabled(True)
+        line = prompts.render(self._lines["rep_dropped"], rep=rep.name.split()[0])
+        self._session.say(line, allow_interruptions=False)
+        self._session.generate_reply(
+            instructions=(
+                "The sales rep's line dropped in the middle of the call and they are gone. Do "
+                "not repeat the apology. Offer to book a meeting with the sales team now, or a "
+                "callback at a time the caller picks, and follow their choice with your tools."
+            )
+        )
+
     async def _back_to_caller(self, outcome: TransferOutcome, detail: str | None) -> None:
         self._hold.stop()
         self._session.input.set_audio_enabled(True)
@@ -401,6 +434,18 @@ class TransferDesk:
         )
 
     def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
+        consult = self._consult
+        if (
+            isinstance(consult, ConsoleConsult) and self._taken_by is not None
+            and participant.identity == consult.identity
+            and self._call.state.transfer == "rep_accepted" and not self._caller_gone.is_set()
+        ):  # fmt: skip
+            cleanly = participant.disconnect_reason == rtc.DisconnectReason.CLIENT_INITIATED
+            grace = LEFT_CLEANLY_GRACE_S if cleanly else REJOIN_GRACE_S
+            dropped = asyncio.ensure_future(self._rep_dropped(participant.identity, grace))
+            self._background.add(dropped)
+            dropped.add_done_callback(self._background.discard)
+            return
         if participant.identity == self._caller_identity():
             self._caller_gone.set()
             if self._taken_by is not None and self._consult is not None:
