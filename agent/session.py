@@ -29,8 +29,11 @@ def build_llm(voice: VoiceSettings) -> openai.LLM:
     )
 
 
-def build_stt(voice: VoiceSettings) -> deepgram.STT:
+def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> deepgram.STT:
+    """``tags``: Deepgram's usage tags, e.g. to tell a rep's transcript from the caller's."""
     kwargs: dict[str, Any] = {}
+    if tags:
+        kwargs["tags"] = tags
     if voice.deepgram_base_url:
         kwargs["base_url"] = voice.deepgram_base_url
     return deepgram.STT(

@@ -19,7 +19,7 @@ from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
 from agent.capacity import CallSlots, report_slot_changes_at_once
 from agent.sales_agent import SalesAgent
-from agent.session import build_llm, build_session, build_tts, room_options
+from agent.session import build_llm, build_session, build_stt, build_tts, room_options
 from agent.settings import WorkerSettings
 from calls.call import Call, Services, new_call_state
 from calls.state import CallState, Direction, Lead
@@ -199,9 +199,11 @@ def transfer_desk(
             default_region=call.services.default_region,
         ),
         tts_engine=build_tts(settings.voice), hold_music=ctx.proc.userdata["hold_music"],
-        now=call.services.now,
+        stt_engine=build_stt(settings.voice, tags=[REP_TRANSCRIPT_TAG]), now=call.services.now,
     )  # fmt: skip
 
+
+REP_TRANSCRIPT_TAG = "rep-transcript"  # a console rep's words, transcribed after the hand-off
 
 _TURN_METRICS = {
     "eou_metrics": (

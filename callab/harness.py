@@ -120,6 +120,7 @@ class LabConfig:
     settings: Mapping[str, str] = field(default_factory=dict)  # worker settings, by env name
     log_level: str = "INFO"
     with_sip: bool = True  # our SIP bridge: every call is a SIP call; off for dispatch-only tests
+    tagged_utterances: Mapping[str, Sequence[str]] = field(default_factory=dict)  # by STT tag
 
 
 class CallLab:
@@ -129,8 +130,9 @@ class CallLab:
             ports=StackPorts.free(), log_dir=config.workdir / "stack", with_sip=config.with_sip
         )
         self.stt = DeepgramSTTStandin(
-            utterances=config.utterances, final_delay_ms=config.latencies.stt_final_ms
-        )
+            utterances=config.utterances, final_delay_ms=config.latencies.stt_final_ms,
+            tagged=config.tagged_utterances,
+        )  # fmt: skip
         self.llm = OpenAIChatStandin(script=config.script, ttft_ms=config.latencies.llm_ttft_ms)
         self.tts = CartesiaTTSStandin(ttfb_ms=config.latencies.tts_ttfb_ms)
         self.hubspot: Any = None

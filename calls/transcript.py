@@ -13,6 +13,7 @@ import prompts
 logger = logging.getLogger("calls.transcript")
 
 SUMMARY_TIMEOUT_S = 8.0
+SPEAKER = "speaker"  # ChatMessage.extra key: who said a line when not the caller (a rep)
 
 
 def transcript_text(history: ChatContext) -> str:
@@ -22,7 +23,7 @@ def transcript_text(history: ChatContext) -> str:
             continue
         text = (item.text_content or "").strip()
         if text:
-            who = "Caller" if item.role == "user" else "Agent"
+            who = item.extra.get(SPEAKER) or ("Caller" if item.role == "user" else "Agent")
             lines.append(f"{who}: {text}{' [interrupted]' if item.interrupted else ''}")
     return "\n".join(lines)
 

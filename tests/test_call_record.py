@@ -146,3 +146,19 @@ def test_an_outbox_written_before_write_backs_still_replays(tmp_path):
 
 def test_criterion_defaults_are_not_amounts():
     assert Criterion(key="k", type="number", question="?", layer="l").deal_amount is False
+
+
+def test_the_transcript_names_a_rep_who_spoke_after_the_hand_off() -> None:
+    from livekit.agents import ChatContext
+
+    from calls.transcript import SPEAKER, transcript_text
+
+    history = ChatContext.empty()
+    history.add_message(role="user", content="I'd like to talk to someone.")
+    history.add_message(role="assistant", content="Dana, I have Sam with you now.")
+    history.add_message(role="user", content="Hi Dana, Sam here.", extra={SPEAKER: "Rep (Sam)"})
+    assert transcript_text(history).splitlines() == [
+        "Caller: I'd like to talk to someone.",
+        "Agent: Dana, I have Sam with you now.",
+        "Rep (Sam): Hi Dana, Sam here.",
+    ]

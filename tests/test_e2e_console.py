@@ -43,6 +43,7 @@ DOCS = REPO / "docs" / "console"  # the README's pictures, refreshed by each run
 PASSWORD = "a long rep password"
 REP_SAYS = "Hi Dana, this is Sam from sales. How can I help you today? " * 4
 CALLER_TO_REP = "Hi Sam thanks for picking up so quickly"
+REP_HEARD = "Hi Dana, this is Sam from sales. How can I help you today?"  # the rep's STT script
 LOUD_DB = -40.0
 WAIT_MS = 30_000
 
@@ -119,7 +120,8 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
     shots.mkdir()
     (line,) = TRANSFER_LINES
     config = LabConfig(workdir=root / "lab", script=TRANSFER_SCRIPT,
-                       utterances=[line.heard, CALLER_TO_REP], vendors=True)  # fmt: skip
+                       utterances=[line.heard, CALLER_TO_REP], vendors=True,
+                       tagged_utterances={"rep-transcript": [REP_HEARD] * 20})  # fmt: skip
     async with CallLab(config) as call_lab, async_playwright() as playwright:
         crm = {
             "HUBSPOT_ACCESS_TOKEN": call_lab.hubspot.token,
@@ -231,6 +233,9 @@ async def test_a_rep_who_declines_passes_it_to_the_next_who_accepts_and_talks_wi
                                         after=epoch(said.started_at))  # fmt: skip
     await sam.page.wait_for_selector("#live-transcript:has-text('thanks for picking up')",
                                      timeout=WAIT_MS)  # fmt: skip
+    # Both sides: the agent transcribes the rep too, shown to them as "You".
+    await sam.page.wait_for_selector("#live-transcript:has-text('You: Hi Dana, this is Sam')",
+                                     timeout=WAIT_MS)  # fmt: skip
     await sam.shot("05-in-call")
     await caller.hang_up()
     await sam.page.wait_for_selector("#after-call:not([hidden])", timeout=WAIT_MS)
@@ -253,6 +258,7 @@ async def test_a_rep_who_declines_passes_it_to_the_next_who_accepts_and_talks_wi
     (rep_note,) = await eventually(lambda: lab.notes_with("80 seats"), limit_s=20)
     assert "Sales rep Sam Lee" in rep_note
     assert "Hi Sam thanks for picking up" in record  # the agent kept the caller's words
+    assert "Rep (Sam): Hi Dana, this is Sam from sales" in record  # and the rep's
     (timing,) = [t for t in lab.timings() if t["outcome"] == "rep_accepted"]
     hold = json.loads(timing["hold_s"])
     assert len(hold) == 2  # Kim, then Sam

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import phonenumbers
 from livekit import api, rtc
-from livekit.agents import AgentSession, tts
+from livekit.agents import AgentSession, stt, tts
 
 import prompts
 from calls.call import Call
@@ -34,6 +34,7 @@ from transfer.console_consult import ConsoleConsult
 from transfer.consult import Consult, ConsultLines, PhoneConsult
 from transfer.hold import HoldLine
 from transfer.offers import ConsoleOffers
+from transfer.rep_transcript import RepTranscript
 from transfer.roster import Rep, Roster
 from transfer.routing import REGION, Routing
 
@@ -97,6 +98,7 @@ class TransferDesk:
         hold_music: Any,
         now: Callable[[], datetime],
         offers: ConsoleOffers | None = None,  # reps at the browser console; None: phones only
+        stt_engine: stt.STT | None = None,  # to transcribe a console rep; None: not written down
     ) -> None:
         self._call = call
         self._session = session
@@ -113,6 +115,8 @@ class TransferDesk:
         self._lines = prompts.load_yaml("transfer.yaml")
         self._task: asyncio.Task[None] | None = None
         self._offers = offers
+        self._stt = stt_engine
+        self._rep_notes: RepTranscript | None = None
         self._consult: Consult | None = None
         self._taken_by: Rep | None = None  # the rep who accepted, released when the call ends
         self._caller_gone = asyncio.Event()
@@ -155,6 +159,8 @@ class TransferDesk:
             )
             steps.append(("consult", closing))
         steps.append(("hold music", self._hold.aclose()))
+        if self._rep_notes is not None:
+            steps.append(("rep transcript", self._rep_notes.aclose()))
         for name, step in steps:
             try:
                 await asyncio.wait_for(step, 3.0)
@@ -186,6 +192,13 @@ class TransferDesk:
             # The agent stays as a silent note-taker: the caller's words are transcribed for
             # the rep's screen and the record, never answered (SalesAgent stands down).
             self._session.input.set_audio_enabled(True)
+            if self._stt is not None and rep is not None:
+                self._rep_notes = RepTranscript(
+                    self._room, identity=self._consult.identity,
+                    label=f"Rep ({rep.name.split()[0]})", stt_engine=self._stt,
+                    history=self._session.history,
+                )  # fmt: skip
+                self._rep_notes.start()
         handed_on = outcome in ("rep_accepted", "cold_transferred")
         if not handed_on and not self._caller_gone.is_set():
             await self._back_to_caller(outcome, detail)
@@ -354,6 +367,8 @@ class TransferDesk:
         if consult is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(consult.end_call(), 5.0)
+        if self._rep_notes is not None:
+            await self._rep_notes.aclose()
         self._session.output.set_audio_enabled(True)
         self._session.input.set_audio_enabled(True)
         line = prompts.render(self._lines["rep_dropped"], rep=rep.name.split()[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import wave
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def hold_music_file(cache_dir: Path) -> Path:
     path = cache_dir / HOLD_FILE
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".tmp")
+        # Job processes start together and may all write it: each its own partial file, so one
+        # process's rename never takes another's away.
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
         with wave.open(str(partial), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)

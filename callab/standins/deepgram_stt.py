@@ -28,7 +28,7 @@ import dataclasses
 import itertools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,15 +62,18 @@ class DeepgramSTTStandin(StandinServer):
         interim_interval_ms: float = 300.0,
         detection: DetectionSettings | None = None,
         confidence: float = 0.98,
+        tagged: Mapping[str, Sequence[str]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         """`final_delay_ms`: from the end of speech to the final (never before the end is
         detected).
         `interim_interval_ms`: audio time between interim results (0 disables them;
-        they are also off unless the client asks with interim_results=true)."""
+        they are also off unless the client asks with interim_results=true). `tagged`: the
+        scripts of streams that send that tag (a second speaker transcribed on its own)."""
         super().__init__(host=host, port=port)
         self.script = list(utterances)
+        self.tagged = {tag: list(texts) for tag, texts in (tagged or {}).items()}
         self.final_delay_ms = final_delay_ms
         self.interim_interval_ms = interim_interval_ms
         self.detection = detection or DetectionSettings()
@@ -97,11 +100,10 @@ class DeepgramSTTStandin(StandinServer):
     def next_text(self, call_key: str) -> str | None:
         cursor = self._cursors.get(call_key, 0)
         self._cursors[call_key] = cursor + 1
-        if cursor < len(self.script):
-            return self.script[cursor]
-        logger.warning(
-            "utterance %d heard but the script has only %d", cursor + 1, len(self.script)
-        )
+        script = self.tagged.get(call_key.removeprefix("tag:"), self.script)
+        if cursor < len(script):
+            return script[cursor]
+        logger.warning("utterance %d heard but the script has only %d", cursor + 1, len(script))
         return None
 
     def new_detector(self, opts: ListenOptions) -> EnergyDetector:

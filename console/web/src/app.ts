@@ -360,7 +360,7 @@ class Console {
       const segment = attributes["lk.segment_id"] ?? reader.info.id;
       const trackSid = attributes["lk.transcribed_track_id"];
       let speaker: Participant | undefined = room.getParticipantByIdentity(from.identity);
-      for (const p of room.remoteParticipants.values()) {
+      for (const p of [room.localParticipant, ...room.remoteParticipants.values()]) {
         if (trackSid && p.trackPublications.has(trackSid)) speaker = p;
       }
       const who = !speaker ? from.identity
