@@ -87,19 +87,43 @@ def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
 
 async def entrypoint(ctx: JobContext) -> None:
     ctx.log_context_fields = {"call_id": ctx.job.id, "room": ctx.room.name}
+    _stage("job_received", at=ctx._info.received_at)  # by the worker, from livekit-server
+    _stage("job_assigned", at=ctx._info.assigned_at)
+    _stage("job_started")
     settings: WorkerSettings = ctx.proc.userdata["settings"]
     services: Services = ctx.proc.userdata["services"]
     dial = dial_request(ctx.job.metadata, region=services.default_region)
+    # Speed to lead: the phone starts ringing while the job joins the room and builds the
+    # session; the screen is listening before the callee can answer (call_out).
+    dialing = start_dialing(ctx, dial) if dial is not None else None
     call_metrics = CallMetrics(direction="outbound" if dial else "inbound")
     ctx.add_shutdown_callback(call_metrics.aclose)
-    await ctx.connect()
+    try:
+        await _run_call(ctx, settings, services, dial, dialing, call_metrics)
+    except BaseException:
+        if dialing is not None and not dialing.done():  # no one would be there to answer
+            dialing.cancel()
+            await LiveKitCallControl(ctx).hang_up()
+        raise
+
+
+async def _run_call(
+    ctx: JobContext,
+    settings: WorkerSettings,
+    services: Services,
+    dial: DialRequest | None,
+    dialing: asyncio.Task[None] | None,
+    call_metrics: CallMetrics,
+) -> None:
     if dial is not None:
-        state = await open_call(
-            services, call_id=ctx.job.id, direction="outbound",
-            caller_phone=dial.phone_number, our_number=None,
+        state, _ = await asyncio.gather(
+            open_call(services, call_id=ctx.job.id, direction="outbound",
+                      caller_phone=dial.phone_number, our_number=None),
+            _connect(ctx),
         )  # fmt: skip
         state.lead = dial.lead
     else:
+        await _connect(ctx)
         caller = await ctx.wait_for_participant()
         # the caller has waited since entering the room, dispatch and job start included
         call_metrics.answered(at=caller.joined_at.timestamp() if caller.joined_at else None)
@@ -135,6 +159,10 @@ async def entrypoint(ctx: JobContext) -> None:
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
     agent = SalesAgent(call, greet_on_enter=dial is None)
+    if dialing is not None and _failed(dialing):
+        # Not reached (a busy line) before the session was up: no one to listen to.
+        await dial_out(ctx, dialing, state=state, reports=reports)
+        return
     await session.start(
         agent=agent,
         room=ctx.room,
@@ -142,8 +170,9 @@ async def entrypoint(ctx: JobContext) -> None:
             settings.voice, participant_identity=dial.identity if dial else None
         ),
     )
-    if dial is not None:
-        await call_out(ctx, settings, session, call, agent, dial, reports, call_metrics)
+    _stage("session_started")
+    if dial is not None and dialing is not None:
+        await call_out(ctx, settings, session, call, agent, dial, dialing, reports, call_metrics)
 
 
 async def call_out(
@@ -153,11 +182,13 @@ async def call_out(
     call: Call,
     agent: SalesAgent,
     dial: DialRequest,
+    dialing: asyncio.Task[None],
     reports: AttemptReports | None,
     call_metrics: CallMetrics,
 ) -> None:
-    """Dial, and once answered, open for a person or leave a message on a mailbox. The screen
-    starts before the dial, so not a word of the callee is missed."""
+    """Once answered, open for a person or leave a message on a mailbox. The dial went out at
+    the job's start; the session (listening to the callee's track from its start) and the
+    screen are up before the answer is acted on."""
     business = settings.business
     screen = None
     if business.voicemail_detection:
@@ -169,7 +200,8 @@ async def call_out(
         )  # fmt: skip
         agent.begin_screening()
         await screen.start()
-    if not await dial_out(ctx, dial, state=call.state, reports=reports):
+    _stage("screen_started")
+    if not await dial_out(ctx, dialing, state=call.state, reports=reports):
         if screen is not None:
             await screen.aclose()
         return
@@ -332,12 +364,21 @@ def _lead(raw: object) -> Lead | None:
     )
 
 
-async def dial_out(
-    ctx: JobContext, dial: DialRequest, *, state: CallState, reports: AttemptReports | None
-) -> bool:
-    """Dial the lead and wait for the answer. A busy line, no answer or a refusal is an
-    outcome, not a crash: it is recorded on the call, told to the dialer, and the job ends."""
-    try:
+async def _connect(ctx: JobContext) -> None:
+    await ctx.connect()
+    _stage("connected")
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+def start_dialing(ctx: JobContext, dial: DialRequest) -> asyncio.Task[None]:
+    """CreateSIPParticipant, sent at once; the task ends when the lead answers (or raises
+    TwirpError: busy, no answer, refused)."""
+
+    async def dial_lead() -> None:
+        _stage("dial_sent")
         await ctx.api.sip.create_sip_participant(
             api.CreateSIPParticipantRequest(
                 room_name=ctx.room.name,
@@ -347,6 +388,21 @@ async def dial_out(
                 wait_until_answered=True,
             )
         )
+
+    return asyncio.create_task(dial_lead(), name="dial_lead")
+
+
+async def dial_out(
+    ctx: JobContext,
+    dialing: asyncio.Task[None],
+    *,
+    state: CallState,
+    reports: AttemptReports | None,
+) -> bool:
+    """Wait for the lead to answer. A busy line, no answer or a refusal is an outcome, not a
+    crash: it is recorded on the call, told to the dialer, and the job ends."""
+    try:
+        await dialing
     except api.TwirpError as exc:
         state.dial_failure = _dial_failure(exc)
         logger.info("outbound call not answered: %s", state.dial_failure)
@@ -358,6 +414,15 @@ async def dial_out(
     if reports is not None:
         await reports.answered()
     return True
+
+
+def _stage(stage: str, *, at: float | None = None) -> None:
+    """A mark on a call's path to the dial (bench/speed_to_lead.py times the stages); ``at``:
+    when it happened, if earlier than now (epoch seconds)."""
+    extra: dict[str, object] = {"stage": stage}
+    if at:
+        extra["at"] = at
+    logger.info("call stage %s", stage, extra=extra)
 
 
 def _dial_failure(exc: api.TwirpError) -> str:
@@ -381,6 +446,9 @@ def build_server(settings: WorkerSettings) -> AgentServer:
         load_fnc=slots.load,
         load_threshold=slots.threshold,
         num_idle_processes=slots.idle_processes,
+        # Imported once in the forkserver, so a new job process starts warm in a fraction of
+        # the time (speed to lead: a lead arriving while none is warm waits for one).
+        preload_modules=[__name__],
         # Off unless WORKER_METRICS_PORT is set; agent/__main__.py chose the directory.
         prometheus_port=livekit.worker_metrics_port,
         prometheus_multiproc_dir=str(metrics_dir) if metrics_dir else None,

@@ -19,8 +19,11 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": mask(record.getMessage()),
+            # epoch seconds, so stages can be timed across processes; ``at`` marks an earlier
+            # moment the line reports (when a job was received, say)
+            "t": round(getattr(record, "at", record.created), 3),
         }
-        for key in ("call_id", "event_id", "room"):
+        for key in ("call_id", "event_id", "room", "stage"):
             if hasattr(record, key):
                 # A SIP room is named after the caller ("call-_+14155550123_x"): masked too.
                 entry[key] = mask(str(getattr(record, key)))

@@ -68,6 +68,7 @@ class Scheduler:
             self._queue.claim, now=now, limits=self._policy.limits(), plan=plan, room_for=room_for
         )
         for claim in claims:
+            logger.info("attempt claimed", extra={"room": claim.attempt.room, "stage": "claimed"})
             await self._dial(claim)
         return claims
 
@@ -90,7 +91,8 @@ class Scheduler:
             await self._close(attempt, "failed", detail=str(exc))
             return
         await asyncio.to_thread(self._queue.mark_dispatched, call.id, attempt.number, dispatch_id)
-        logger.info("call %s attempt %d dispatched to %s", call.id, attempt.number, attempt.room)
+        logger.info("call %s attempt %d dispatched to %s", call.id, attempt.number, attempt.room,
+                    extra={"room": attempt.room, "stage": "dispatched"})  # fmt: skip
 
     async def reconcile(self) -> int:
         """Close attempts a crash left in flight (the rule is in this module's docstring).

@@ -4,7 +4,6 @@ the webhook sender until stopped."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from dialer.policy import DialPolicy
 from dialer.scheduler import Scheduler
 from dialer.sql_store import SqlStore
 from dialer.stores import open_store
+from dialer.wake import Wakes
 from dialer.webhooks import WebhookSender
 from localstack.stack import DEV_API_KEY, DEV_API_SECRET
 from telephony.provision import LOCAL_URL, SipPlan
@@ -139,14 +139,26 @@ async def _loop(
     metrics = DialerMetrics()
     if dialer.dialer_metrics_port is not None:
         metrics.serve(dialer.dialer_metrics_port)
-    while not stop.is_set():
-        try:
-            with metrics.timed_pass():
-                claims = await scheduler.tick()
-                metrics.claimed(len(claims))
-                if sender is not None:
-                    await sender.deliver_due()
-        except Exception:  # a database or LiveKit hiccup must not end the dialer
-            logger.exception("dialer pass failed; retrying")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), dialer.dialer_poll_seconds)
+    async with store.dialer_wakes() as wakes:
+        while not stop.is_set():
+            try:
+                with metrics.timed_pass():
+                    claims = await scheduler.tick()
+                    metrics.claimed(len(claims))
+                    if sender is not None:
+                        await sender.deliver_due()
+            except Exception:  # a database or LiveKit hiccup must not end the dialer
+                logger.exception("dialer pass failed; retrying")
+            await until_woken(wakes, stop, dialer.dialer_poll_seconds)
+
+
+async def until_woken(wakes: Wakes, stop: asyncio.Event, poll_s: float) -> None:
+    """The pause between passes: the poll, cut short by a wake (a lead due now) or a stop."""
+    waits = {asyncio.create_task(wakes.next_wake()), asyncio.create_task(stop.wait())}
+    done, pending = await asyncio.wait(waits, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if task.exception() is not None:  # the poll still runs: log it, go on
+            logger.warning("waiting for a wake failed: %r", task.exception())

@@ -6,12 +6,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from dialer.sql.engine import Tx
 from dialer.sql_store import SqlStore
+from dialer.wake import Wakes, send_wake, udp_wakes, wake_file
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -58,6 +59,12 @@ class SqliteStore(SqlStore):
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
+
+    def wake_dialer(self) -> None:
+        send_wake(wake_file(self.path))
+
+    def dialer_wakes(self) -> AbstractAsyncContextManager[Wakes]:
+        return udp_wakes(wake_file(self.path))
 
     def close(self) -> None:
         with self._lock:

@@ -84,6 +84,15 @@ class StateChange:
 
 
 @dataclass(frozen=True)
+class CampaignSummary:
+    """A campaign as the list shows it: its config, state and calls by status."""
+
+    campaign: Campaign
+    state: CampaignState
+    calls: dict[str, int]
+
+
+@dataclass(frozen=True)
 class WebhookMessage:
     event_id: str
     url: str
@@ -132,6 +141,10 @@ class CallQueue(Protocol):
         dedupe_since: datetime | None,
     ) -> Admission: ...
 
+    def admit_many(
+        self, calls: Sequence[Call], *, dedupe_since: datetime | None
+    ) -> list[Admission]: ...
+
     def call(self, call_id: str) -> Call | None: ...
 
     def attempts(self, call_id: str) -> list[Attempt]: ...
@@ -161,7 +174,7 @@ class CallQueue(Protocol):
 
 
 class Campaigns(Protocol):
-    def put_campaign(self, campaign: Campaign) -> None: ...
+    def put_campaign(self, campaign: Campaign) -> StateChange: ...
 
     def create_campaign(self, campaign: Campaign) -> bool: ...
 
@@ -176,6 +189,8 @@ class Campaigns(Protocol):
     def campaign(self, name: str) -> Campaign | None: ...
 
     def campaigns(self) -> list[Campaign]: ...
+
+    def campaign_summaries(self) -> list[CampaignSummary]: ...
 
 
 class DoNotCall(Protocol):

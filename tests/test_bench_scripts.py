@@ -30,3 +30,29 @@ def test_voice_latency_prepares_every_line_the_agent_says() -> None:
     assert any(line.startswith("Thanks for calling") for line in lines)  # the greeting
     args = bench.parse_args(["--profile", "typical,fast", "--concurrency", "1,3"])
     assert args.profile == ["typical", "fast"] and args.concurrency == [1, 3]
+
+
+def test_the_csv_upload_bench_sends_only_valid_distinct_numbers() -> None:
+    from integrations.phone import normalise_phone
+
+    bench = load("csv_upload")
+    rows = bench.csv_text(60_001).splitlines()[1:]
+    phones = [row.split(",")[0] for row in rows]
+    assert len(set(phones)) == 60_000  # six area codes of 10,000; the next one wraps
+    for phone in phones[::997]:
+        assert normalise_phone(phone, default_region="US") == phone
+
+
+def test_the_speed_to_lead_stages_follow_the_marks() -> None:
+    bench = load("speed_to_lead")
+    lead = bench.LeadTimes(room="dial-call_x-1")
+    marks = ["posted", *(mark for _, mark in bench.STAGES)]
+    assert lead.stages_ms() is None
+    lead.marks.update({mark: 100.0 + 0.01 * n for n, mark in enumerate(marks)})
+    lead.marks["dial_sent"] = lead.marks["job_started"] - 0.005  # ran ahead: counted as 0
+    stages = lead.stages_ms()
+    assert stages is not None and set(stages) == {name for name, _ in bench.STAGES}
+    assert round(stages["api"]) == 10 and stages["before_dial"] == 0.0
+    assert round(stages["sip"]) == 20  # from job_started, the later of the two marks
+    log = '{"room": "dial-call_x-1", "stage": "claimed", "t": 5.5}\nnot json\n{"room": "r"}'
+    assert bench.log_marks(log) == [("dial-call_x-1", "claimed", 5.5)]

@@ -175,6 +175,41 @@ def test_cancel_ends_waiting_calls_with_their_webhooks_and_refuses_new_leads(
     assert claim(store) == []
 
 
+def test_a_cancelled_campaigns_config_is_frozen(store: SqlStore, clock: Clock) -> None:
+    assert store.put_campaign(Campaign(name="spring", max_concurrent=3)).state == "active"
+    assert store.pause_campaign("spring", now=clock()).outcome == "changed"
+    changed = store.put_campaign(Campaign(name="spring", max_concurrent=4))
+    assert (changed.outcome, changed.state) == ("changed", "paused")  # paused: still editable
+    reporter(store, clock).cancel_campaign("spring")
+    refused = store.put_campaign(Campaign(name="spring", max_concurrent=9))
+    assert (refused.outcome, refused.state) == ("cancelled", "cancelled")
+    assert store.campaign("spring") == Campaign(name="spring", max_concurrent=4)
+    assert store.campaign_state("spring") == "cancelled"
+
+
+def test_the_campaign_list_has_each_ones_state_and_progress(store: SqlStore, clock: Clock) -> None:
+    for name in ("autumn", "spring", "winter"):
+        store.create_campaign(Campaign(name=name))
+    queue(store, "spring", 3)
+    queue(store, "autumn", 1, first=120)
+    queue(store, None, 2, first=200)  # in no campaign: in no count
+    claim(store)  # all four are dialing now
+    queue(store, "spring", 1, first=130)
+    store.pause_campaign("spring", now=clock())
+    reporter(store, clock).cancel_campaign("winter")
+    summaries = {s.campaign.name: s for s in store.campaign_summaries()}
+    assert list(summaries) == ["autumn", "spring", "winter"]
+    assert {n: s.state for n, s in summaries.items()} == {
+        "autumn": "active", "spring": "paused", "winter": "cancelled",
+    }  # fmt: skip
+    for name, summary in summaries.items():
+        assert summary.calls == store.campaign_progress(name)
+        assert summary.campaign == store.campaign(name)
+    assert (summaries["spring"].calls["dialing"], summaries["spring"].calls["queued"]) == (3, 1)
+    assert summaries["autumn"].calls["dialing"] == 1
+    assert set(summaries["winter"].calls.values()) == {0}
+
+
 def test_changing_an_unknown_campaign_says_so(store: SqlStore, clock: Clock) -> None:
     assert store.pause_campaign("nope", now=clock()).outcome == "unknown"
     assert reporter(store, clock).cancel_campaign("nope").outcome == "unknown"

@@ -93,6 +93,30 @@ def test_a_second_lead_for_the_same_number_within_the_window_is_the_same_call(
     assert fresh.outcome == "created"
 
 
+def test_a_batch_is_admitted_as_one_call_at_a_time_would_be(store: SqlStore) -> None:
+    store.create_campaign(Campaign(name="spring"))
+    store.create_campaign(Campaign(name="gone"))
+    store.cancel_campaign("gone", now=MONDAY_10_NY, notify=lambda call, attempts: [])
+    store.add_dnc("+12125550103", reason="asked", now=MONDAY_10_NY)
+    earlier = make_call(phone="+12125550104", now=MONDAY_10_NY - timedelta(hours=1))
+    store.admit(earlier, idempotency=None, dedupe_since=None)
+    batch = [
+        make_call(phone="+12125550101", campaign="spring"),
+        make_call(phone="+12125550102", campaign="spring"),
+        make_call(phone="+12125550101", campaign="spring"),  # the first row's number again
+        make_call(phone="+12125550103", campaign="spring"),  # on the list
+        make_call(phone="+12125550104", campaign="spring"),  # queued an hour ago
+        make_call(phone="+12125550105", campaign="gone"),
+    ]
+    admissions = store.admit_many(batch, dedupe_since=MONDAY_10_NY - timedelta(hours=24))
+    assert [a.outcome for a in admissions] == [
+        "created", "created", "duplicate", "do_not_call", "duplicate", "campaign_cancelled",
+    ]  # fmt: skip
+    assert admissions[2].call_id == batch[0].id and admissions[4].call_id == earlier.id
+    assert {c.call.id for c in claim(store)} == {earlier.id, batch[0].id, batch[1].id}
+    assert store.call(batch[5].id) is None and store.call(batch[3].id) is None
+
+
 def test_do_not_call_refuses_admission_and_is_listed(store: SqlStore) -> None:
     assert store.add_dnc("+12125550100", reason="asked", now=MONDAY_10_NY)
     assert not store.add_dnc("+12125550100", reason="again", now=MONDAY_10_NY)

@@ -22,6 +22,7 @@ from dialer.model import Campaign, Claim
 from dialer.pace import Pace
 from dialer.sql_store import SqlStore
 from dialer.store import ClaimLimits
+from leadapi import campaign_routes
 from tests.conftest import Clock
 from tests.dialer_support import MONDAY_10_NY, open_test_store
 from tests.leadapi_support import make_app, serving
@@ -167,6 +168,21 @@ def test_a_bad_upload_is_422_naming_the_part(
     assert store.campaigns() == []  # nothing half-made: no campaign, no calls
 
 
+def test_an_upload_over_the_row_limit_is_422_and_creates_nothing(
+    client: httpx.Client, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(campaign_routes, "MAX_UPLOAD_ROWS", 5)  # CSV has 6 rows
+    refused = client.post("/v1/campaigns", data={"name": "spring"},
+                          files={"file": ("l.csv", CSV, "text/csv")})  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    assert _errors(refused) == {"file"}
+    assert store.campaigns() == []
+    monkeypatch.setattr(campaign_routes, "MAX_UPLOAD_ROWS", 6)
+    accepted = client.post("/v1/campaigns", data={"name": "spring"},
+                           files={"file": ("l.csv", CSV, "text/csv")})  # fmt: skip
+    assert accepted.status_code == 201 and accepted.json()["import"]["rows"] == 6
+
+
 def test_an_upload_to_a_taken_name_is_409_and_queues_nothing(
     client: httpx.Client, store: SqlStore
 ) -> None:
@@ -216,6 +232,41 @@ def test_cancel_ends_waiting_calls_and_refuses_new_leads(
         assert again.status_code == 409
         assert again.json()["detail"]["reason"] == "campaign_cancelled"
     assert claim(store) == []
+
+
+def test_the_list_shows_each_campaigns_state_and_calls_as_its_own_page_does(
+    client: httpx.Client, store: SqlStore
+) -> None:
+    client.post("/v1/campaigns", files={"file": ("l.csv", CSV, "text/csv")},
+                data={"name": "spring", "max_concurrent": "2"})  # fmt: skip
+    client.post("/v1/campaigns", json={"name": "autumn"})
+    client.post("/v1/campaigns/autumn/pause")
+    claim(store)
+    listed = client.get("/v1/campaigns")
+    assert listed.status_code == 200, listed.text
+    campaigns = listed.json()["campaigns"]
+    assert [c["name"] for c in campaigns] == ["autumn", "spring"]
+    for campaign in campaigns:
+        assert campaign == client.get(f"/v1/campaigns/{campaign['name']}").json()
+    spring = campaigns[1]
+    assert (spring["state"], spring["calls"]["dialing"], spring["calls"]["queued"]) == (
+        "active", 2, 1,
+    )  # fmt: skip
+    assert campaigns[0]["state"] == "paused" and set(campaigns[0]["calls"].values()) == {0}
+
+
+def test_a_cancelled_campaign_cannot_be_changed(client: httpx.Client, store: SqlStore) -> None:
+    client.post("/v1/campaigns", json={"name": "spring", **CONFIG})
+    changed = client.put("/v1/campaigns/spring", json={"max_concurrent": 3})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["max_concurrent"], changed.json()["state"]) == (3, "active")
+    client.post("/v1/campaigns/spring/cancel")
+    refused = client.put("/v1/campaigns/spring", json={"max_concurrent": 9})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"]["reason"] == "campaign_cancelled"
+    stored = store.campaign("spring")
+    assert stored is not None and stored.max_concurrent == 3
+    assert client.get("/v1/campaigns/spring").json()["max_concurrent"] == 3
 
 
 def test_an_unknown_campaign_is_404(client: httpx.Client) -> None:

@@ -16,6 +16,7 @@ import pytest
 from dialer.model import Campaign
 from dialer.sql_store import SqlStore
 from dialer.sqlite_store import SqliteStore
+from leadapi import csv_import
 from leadapi.admission import AdmissionRules
 from leadapi.csv_import import ImportRefused, import_csv
 from tests.conftest import Clock
@@ -52,7 +53,9 @@ def run_import(store: SqlStore, clock: Clock, path: Path):
     return report, seen
 
 
-def test_rows_are_queued_and_every_rejection_is_named(store, clock, tmp_path):
+@pytest.mark.parametrize("batch", [1, 2, 50])  # the last row repeats the first across batches
+def test_rows_are_queued_and_every_rejection_is_named(store, clock, tmp_path, batch, monkeypatch):
+    monkeypatch.setattr(csv_import, "ADMIT_BATCH", batch)
     store.add_dnc("+12125550105", reason="asked", now=clock())
     path = tmp_path / "leads.csv"
     path.write_text(CSV)

@@ -3,6 +3,7 @@ decided under a per-number lock so two requests for one number cannot both creat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from dialer.codec import opt_ts, parse_ts, ts
@@ -19,12 +20,40 @@ class Admissions(SqlEngine):
         self, call: Call, *, idempotency: IdempotencyKey | None, dedupe_since: datetime | None
     ) -> Admission:
         try:
-            return self._admit(call, idempotency=idempotency, dedupe_since=dedupe_since)
+            admission = self._admit(call, idempotency=idempotency, dedupe_since=dedupe_since)
         except Exception as exc:
             if not self.is_unique_violation(exc):
                 raise
             # A concurrent request with the same idempotency key won; answer as it did.
             return self._admit(call, idempotency=idempotency, dedupe_since=dedupe_since)
+        if admission.outcome == "created" and admission.status == "queued":
+            self.wake_dialer()  # committed: the dialer's claim will see it
+        return admission
+
+    def admit_many(
+        self, calls: Sequence[Call], *, dedupe_since: datetime | None
+    ) -> list[Admission]:
+        """Admit a batch of calls (a CSV file's rows) in one transaction, each decided exactly as
+        ``admit`` decides one, a later row seeing the earlier ones. The numbers are locked in
+        sorted order, so two batches cannot deadlock; keep batches small (a lead posted
+        meanwhile waits for the batch on SQLite)."""
+        with self.transaction() as tx:
+            for phone in sorted({call.lead.phone for call in calls}):
+                self.lock_phone(tx, phone)
+            states = {c.campaign: campaign_state(tx, c.campaign, lock=self.for_share)
+                      for c in calls}  # fmt: skip
+            admissions = []
+            for call in calls:
+                if states[call.campaign] == "cancelled":
+                    admissions.append(Admission("campaign_cancelled", None))
+                    continue
+                admission = _decide_admission(tx, call, dedupe_since)
+                if admission.outcome == "created":
+                    insert_call(tx, call)
+                admissions.append(admission)
+        if any(a.outcome == "created" and a.status == "queued" for a in admissions):
+            self.wake_dialer()
+        return admissions
 
     def _admit(
         self, call: Call, *, idempotency: IdempotencyKey | None, dedupe_since: datetime | None

@@ -13,10 +13,10 @@ from datetime import datetime
 from dialer.codec import ts
 from dialer.model import CALL_STATUSES, CAMPAIGN_CANCELLED, CampaignState
 from dialer.sql.calls import select_attempts, select_call
-from dialer.sql.campaigns import campaign_state
+from dialer.sql.campaigns import campaign_state, select_campaigns
 from dialer.sql.engine import SqlEngine, Tx
 from dialer.sql.webhook_outbox import enqueue_webhook
-from dialer.store import Notifier, StateChange
+from dialer.store import CampaignSummary, Notifier, StateChange
 
 
 class CampaignControl(SqlEngine):
@@ -35,11 +35,32 @@ class CampaignControl(SqlEngine):
         counts.update({status: int(n) for status, n in rows})
         return counts
 
+    def campaign_summaries(self) -> list[CampaignSummary]:
+        """Every campaign with its state and progress, read in one transaction."""
+        with self.transaction() as tx:
+            campaigns = select_campaigns(tx)
+            states = dict(tx.rows("SELECT name, state FROM dialer_campaign_states"))
+            rows = tx.rows(
+                "SELECT campaign, status, count(*) FROM dialer_calls "
+                "WHERE campaign IS NOT NULL GROUP BY campaign, status"
+            )
+        counts: dict[str, dict[str, int]] = {}
+        for name, status, n in rows:
+            counts.setdefault(name, dict.fromkeys(CALL_STATUSES, 0))[status] = int(n)
+        return [
+            CampaignSummary(campaign=c, state=states.get(c.name, "active"),
+                            calls=counts.get(c.name, dict.fromkeys(CALL_STATUSES, 0)))
+            for c in campaigns
+        ]  # fmt: skip
+
     def pause_campaign(self, name: str, *, now: datetime) -> StateChange:
         return self._change_state(name, "paused", now=now)
 
     def resume_campaign(self, name: str, *, now: datetime) -> StateChange:
-        return self._change_state(name, "active", now=now)
+        change = self._change_state(name, "active", now=now)
+        if change.outcome == "changed":
+            self.wake_dialer()  # its due calls may be dialed now
+        return change
 
     def cancel_campaign(self, name: str, *, now: datetime, notify: Notifier) -> StateChange:
         """Cancel: every call of the campaign still waiting for a dial ends failed with reason

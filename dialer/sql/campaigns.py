@@ -6,16 +6,23 @@ from __future__ import annotations
 from dialer.codec import campaign_from_json, campaign_json
 from dialer.model import Campaign, CampaignState
 from dialer.sql.engine import SqlEngine, Tx
+from dialer.store import StateChange
 
 
 class CampaignRows(SqlEngine):
-    def put_campaign(self, campaign: Campaign) -> None:
+    def put_campaign(self, campaign: Campaign) -> StateChange:
+        """Create or replace a campaign's config; a cancelled campaign's is frozen
+        (``cancelled``, nothing written). The row is locked, so a cancel is ordered too."""
         with self.transaction() as tx:
+            state = campaign_state(tx, campaign.name, lock=self.for_update)
+            if state == "cancelled":
+                return StateChange("cancelled", state)
             tx.run(
                 "INSERT INTO dialer_campaigns (name, config) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET config = excluded.config",
                 (campaign.name, campaign_json(campaign)),
             )
+            return StateChange("changed", state or "active")
 
     def create_campaign(self, campaign: Campaign) -> bool:
         """Add a campaign; False, changing nothing, when one has that name already."""

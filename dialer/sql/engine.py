@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Protocol
 
 from dialer.sql.schema import SCHEMA
+from dialer.wake import Wakes
 
 
 class Tx(Protocol):
@@ -41,6 +42,14 @@ class SqlEngine(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def wake_dialer(self) -> None:
+        """A call is due now: wake the dialers (a hint; never raises). See dialer.wake."""
+
+    @abstractmethod
+    def dialer_wakes(self) -> AbstractAsyncContextManager[Wakes]:
+        """What a dialer waits on between passes."""
 
     def create_schema(self) -> None:
         with self.transaction() as tx:
