@@ -43,6 +43,9 @@ from voicemail import CalleeScreen, ScreenTimings, handle_answer, participant_au
 
 logger = logging.getLogger("agent.worker")
 
+# Imported on first use inside a call, each blocking the job's loop for 100-550 ms (the SDK's
+# loop monitor said so): imported in the forkserver instead.
+LAZY_IMPORTS = ("anyio._backends._asyncio", "anyio.streams.memory", "openai.resources.models")
 CRM_LOOKUP_TIMEOUT_S = 1.5  # a slow CRM must not keep a caller waiting in silence
 QUIET_CALLEE_S = 2.0  # an outbound callee who says nothing after picking up is greeted anyway
 SIP_CALLER_NUMBER = "sip.phoneNumber"
@@ -83,6 +86,26 @@ def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
         min_silence_duration=settings.voice.vad_min_silence_seconds
     )
     init_eot()
+    # Built while the process waits for a call (it takes one only): on an outbound call they
+    # are built while the phone rings, and every millisecond there is the screen's margin.
+    proc.userdata["speech"] = SpeechClients.build(settings)
+
+
+@dataclass(frozen=True)
+class SpeechClients:
+    """One call's vendor clients: the session's, the wrap-up's summariser, the desk's voice."""
+
+    stt: Any
+    llm: Any
+    tts: Any
+    summarizer: Any
+    desk_tts: Any
+
+    @classmethod
+    def build(cls, settings: WorkerSettings) -> SpeechClients:
+        voice = settings.voice
+        return cls(stt=build_stt(voice), llm=build_llm(voice), tts=build_tts(voice),
+                   summarizer=build_llm(voice), desk_tts=build_tts(voice))  # fmt: skip
 
 
 async def entrypoint(ctx: JobContext) -> None:
@@ -115,13 +138,14 @@ async def _run_call(
     dialing: asyncio.Task[None] | None,
     call_metrics: CallMetrics,
 ) -> None:
+    lookup = None
     if dial is not None:
-        state, _ = await asyncio.gather(
-            open_call(services, call_id=ctx.job.id, direction="outbound",
-                      caller_phone=dial.phone_number, our_number=None),
-            _connect(ctx),
-        )  # fmt: skip
+        state = new_call_state(services, call_id=ctx.job.id, direction="outbound",
+                               caller_phone=dial.phone_number, our_number=None)  # fmt: skip
         state.lead = dial.lead
+        # Found by the time the callee answers: the opener may use their name.
+        lookup = asyncio.create_task(_look_up_contact(services, state))
+        await _connect(ctx)
     else:
         await _connect(ctx)
         caller = await ctx.wait_for_participant()
@@ -132,16 +156,20 @@ async def _run_call(
         )
     control = LiveKitCallControl(ctx)
     call = Call(state=state, services=services, control=control)
+    speech: SpeechClients = ctx.proc.userdata["speech"]
     # Registered before anything can fail, so every call is recorded, even one never answered.
-    wrapup = WrapUp(call, summarizer=build_llm(settings.voice), outbox=ctx.proc.userdata["outbox"])
+    wrapup = WrapUp(call, summarizer=speech.summarizer, outbox=ctx.proc.userdata["outbox"])
     session = build_session(
         settings.voice, call, vad_model=ctx.proc.userdata["vad"],
         user_away_timeout=settings.business.silence_timeout_seconds,
+        stt=speech.stt, llm=speech.llm, tts=speech.tts,
     )  # fmt: skip
 
     reports = attempt_reports(ctx.proc.userdata.get("reporter"), ctx.job.metadata)
     caller_identity = dial.identity if dial is not None else caller.identity
-    desk = control.desk = transfer_desk(ctx, settings, call, session, caller_identity)
+    desk = control.desk = transfer_desk(
+        ctx, settings, call, session, caller_identity, tts_engine=speech.desk_tts
+    )
 
     async def record_call() -> None:
         await desk.settled()  # a transfer's outcome belongs in the record
@@ -161,6 +189,8 @@ async def _run_call(
     agent = SalesAgent(call, greet_on_enter=dial is None)
     if dialing is not None and _failed(dialing):
         # Not reached (a busy line) before the session was up: no one to listen to.
+        if lookup is not None:
+            await lookup  # the record names the contact
         await dial_out(ctx, dialing, state=state, reports=reports)
         return
     await session.start(
@@ -171,8 +201,9 @@ async def _run_call(
         ),
     )
     _stage("session_started")
-    if dial is not None and dialing is not None:
-        await call_out(ctx, settings, session, call, agent, dial, dialing, reports, call_metrics)
+    if dial is not None and dialing is not None and lookup is not None:
+        outbound = Outbound(dial=dial, dialing=dialing, lookup=lookup)
+        await call_out(ctx, settings, session, call, agent, outbound, reports, call_metrics)
 
 
 async def call_out(
@@ -181,8 +212,7 @@ async def call_out(
     session: AgentSession[Call],
     call: Call,
     agent: SalesAgent,
-    dial: DialRequest,
-    dialing: asyncio.Task[None],
+    outbound: Outbound,
     reports: AttemptReports | None,
     call_metrics: CallMetrics,
 ) -> None:
@@ -190,6 +220,7 @@ async def call_out(
     the job's start; the session (listening to the callee's track from its start) and the
     screen are up before the answer is acted on."""
     business = settings.business
+    dial, dialing = outbound.dial, outbound.dialing
     screen = None
     if business.voicemail_detection:
         screen = CalleeScreen(
@@ -200,7 +231,11 @@ async def call_out(
         )  # fmt: skip
         agent.begin_screening()
         await screen.start()
+        if dialing.done() and not _failed(dialing):  # the INVITE was answered within ~0.5 s
+            logger.warning("the callee answered before the screen listened; its first words "
+                           "may be unheard by the voicemail detector")  # fmt: skip
     _stage("screen_started")
+    await outbound.lookup
     if not await dial_out(ctx, dialing, state=call.state, reports=reports):
         if screen is not None:
             await screen.aclose()
@@ -212,7 +247,13 @@ async def call_out(
 
 
 def transfer_desk(
-    ctx: JobContext, settings: WorkerSettings, call: Call, session: Any, caller_identity: str
+    ctx: JobContext,
+    settings: WorkerSettings,
+    call: Call,
+    session: Any,
+    caller_identity: str,
+    *,
+    tts_engine: Any,
 ) -> TransferDesk:
     livekit = settings.livekit
     return TransferDesk(
@@ -230,7 +271,7 @@ def transfer_desk(
             company=call.services.business.company_name,
             default_region=call.services.default_region,
         ),
-        tts_engine=build_tts(settings.voice), hold_music=ctx.proc.userdata["hold_music"],
+        tts_engine=tts_engine, hold_music=ctx.proc.userdata["hold_music"],
         stt_engine=build_stt(settings.voice, tags=[REP_TRANSCRIPT_TAG]), now=call.services.now,
     )  # fmt: skip
 
@@ -364,6 +405,23 @@ def _lead(raw: object) -> Lead | None:
     )
 
 
+@dataclass(frozen=True)
+class Outbound:
+    """An outbound call under way: what was asked, the dial (sent at the job's start), and
+    the CRM lookup running beside the session's start."""
+
+    dial: DialRequest
+    dialing: asyncio.Task[None]
+    lookup: asyncio.Task[None]
+
+
+async def _look_up_contact(services: Services, state: CallState) -> None:
+    if state.caller_phone:
+        contact = await lookup_caller(services, state.caller_phone)
+        if contact is not None:
+            state.set_contact(contact)
+
+
 async def _connect(ctx: JobContext) -> None:
     await ctx.connect()
     _stage("connected")
@@ -448,7 +506,7 @@ def build_server(settings: WorkerSettings) -> AgentServer:
         num_idle_processes=slots.idle_processes,
         # Imported once in the forkserver, so a new job process starts warm in a fraction of
         # the time (speed to lead: a lead arriving while none is warm waits for one).
-        preload_modules=[__name__],
+        preload_modules=[__name__, *LAZY_IMPORTS],
         # Off unless WORKER_METRICS_PORT is set; agent/__main__.py chose the directory.
         prometheus_port=livekit.worker_metrics_port,
         prometheus_multiproc_dir=str(metrics_dir) if metrics_dir else None,

@@ -174,7 +174,7 @@ class Tally:
 
 
 class DispatchStandin:
-    """LiveKit's AgentDispatchService.CreateDispatch and RoomService.ListRooms over Twirp;
+    """LiveKit's RoomService.CreateRoom (with the agent dispatch) and ListRooms over Twirp;
     every dispatch becomes a call that completes ``call_s`` later."""
 
     def __init__(self, *, tally: Tally, call_s: float, reporter: Any) -> None:
@@ -189,7 +189,7 @@ class DispatchStandin:
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_post("/twirp/livekit.AgentDispatchService/CreateDispatch", self._create)
+        app.router.add_post("/twirp/livekit.RoomService/CreateRoom", self._create)
         app.router.add_post("/twirp/livekit.RoomService/ListRooms", self._list_rooms)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -216,22 +216,20 @@ class DispatchStandin:
         if not self._authorised(request):
             self.tally.refused_auth += 1
             return web.json_response({"code": "unauthenticated", "msg": "bad token"}, status=401)
-        asked = api.CreateAgentDispatchRequest.FromString(await request.read())
+        asked = api.CreateRoomRequest.FromString(await request.read())
+        (agent,) = asked.agents
         tally = self.tally
         tally.arrivals.append(time.monotonic())
         tally.in_flight += 1
         tally.peak = max(tally.peak, tally.in_flight)
         tally.violations += tally.in_flight > tally.cap
-        tally.dispatched[asked.room] += 1
-        self._live.add(asked.room)
-        task = asyncio.create_task(self._call(asked.room, asked.metadata))
+        tally.dispatched[asked.name] += 1
+        self._live.add(asked.name)
+        task = asyncio.create_task(self._call(asked.name, agent.metadata))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        dispatch = api.AgentDispatch(
-            id=f"AD_{len(tally.arrivals)}", agent_name=asked.agent_name, room=asked.room,
-            metadata=asked.metadata,
-        )  # fmt: skip
-        return web.Response(body=dispatch.SerializeToString(), content_type="application/protobuf")
+        room = api.Room(sid=f"RM_{len(tally.arrivals)}", name=asked.name)
+        return web.Response(body=room.SerializeToString(), content_type="application/protobuf")
 
     async def _list_rooms(self, request: web.Request) -> web.Response:
         if not self._authorised(request):

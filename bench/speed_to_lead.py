@@ -53,12 +53,8 @@ STAGES = (
     ("before_dial", "dial_sent"),  # -> CreateSIPParticipant sent
     ("sip", "invite"),  # -> livekit-server, the bridge joining the room, the INVITE at the phone
 )
-# Off the path since the worker dials first, but what the phone's answer must not beat: from
-# the INVITE to the screen listening (negative: it was listening before the phone rang).
-SIDE = (
-    ("connect", "job_started", "connected"),
-    ("screen_after_invite", "invite", "screen_started"),
-)
+# Beside the path: joining the room, which the worker does while the phone rings.
+SIDE = (("connect", "job_started", "connected"),)
 
 
 @dataclass

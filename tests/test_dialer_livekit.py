@@ -62,9 +62,12 @@ async def test_an_attempt_becomes_a_dispatch_in_its_own_room(
     room = f"dial-{call.id}-1"
     dispatches = await lkapi.agent_dispatch.list_dispatch(room)
     (attempt,) = store.attempts(call.id)
-    ours = [d for d in dispatches if d.id == attempt.dispatch_id]
-    assert len(ours) == 1 and ours[0].agent_name == AGENT and ours[0].room == room
-    metadata = json.loads(ours[0].metadata)
+    (listed,) = (await lkapi.room.list_rooms(api.ListRoomsRequest(names=[room]))).rooms
+    assert attempt.dispatch_id == listed.sid  # recorded: LiveKit holds the room and its dispatch
+    # Only ours: not livekit-server's default dispatch to an unnamed agent.
+    (ours,) = dispatches
+    assert ours.agent_name == AGENT and ours.room == room
+    metadata = json.loads(ours.metadata)
     assert (metadata["phone_number"], metadata["sip_trunk_id"]) == ("+12125550100", TRUNK)
     assert (metadata["call_id"], metadata["attempt"]) == (call.id, 1)
     assert await dispatcher.is_live(room)
