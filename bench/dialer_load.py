@@ -11,13 +11,13 @@ What runs where:
   (so the time per dispatch is measured where it is spent). Its peak RSS and CPU time are
   its own (``getrusage``), and its RSS is also sampled from outside.
 - The dispatch target, in this process: a stand-in of LiveKit's dispatch API speaking its
-  Twirp protocol (protobuf over HTTP, ``CreateDispatch`` and ``ListRooms``, JWTs checked with
-  ``livekit-api``'s verifier). It is also the fake, fast worker: each dispatch is a call that
-  is "answered" at once and "completed" ``--call-seconds`` later, reported through the
-  dialer's own ``OutcomeReporter`` on the same queue, as the real worker reports. It is not
-  livekit-server: no room is created and no job assigned, so the dispatch round trip here is
-  a floor for the real one (``--livekit-sample N`` also times N dispatches against a real
-  local livekit-server).
+  Twirp protocol (protobuf over HTTP, ``CreateRoom`` with the dispatch in it and
+  ``ListRooms``, JWTs checked with ``livekit-api``'s verifier). It is also the fake, fast
+  worker: each dispatch is a call that is "answered" at once and "completed"
+  ``--call-seconds`` later, reported through the dialer's own ``OutcomeReporter`` on the
+  same queue, as the real worker reports. It is not livekit-server: no room is created and
+  no job assigned, so the dispatch round trip here is a floor for the real one
+  (``--livekit-sample N`` also times N dispatches against a real local livekit-server).
 - The cap is checked two ways: the stand-in counts calls from the dispatch's arrival to the
   moment before their report (so it can only under-count what the store holds in flight),
   and a sampler reads the store's in-flight count on its own connection every 20 ms.
@@ -204,16 +204,17 @@ class DispatchStandin:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _authorised(self, request: web.Request) -> bool:
+    def _authorised(self, request: web.Request, *, grant: str = "room_admin") -> bool:
+        """The token is valid and grants what livekit-server asks of this call."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         try:
             claims = self._verifier.verify(token)
         except Exception:  # any bad token is refused, as livekit-server refuses it
             return False
-        return scheme == "Bearer" and bool(claims.video and claims.video.room_admin)
+        return scheme == "Bearer" and bool(claims.video and getattr(claims.video, grant))
 
     async def _create(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
+        if not self._authorised(request, grant="room_create"):
             self.tally.refused_auth += 1
             return web.json_response({"code": "unauthenticated", "msg": "bad token"}, status=401)
         asked = api.CreateRoomRequest.FromString(await request.read())
