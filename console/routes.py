@@ -256,24 +256,22 @@ def _offer_routes(router: APIRouter, deps: ConsoleDeps) -> None:
             raise HTTPException(403, "you were not offered this room")
         return _join(deps, rep, body.room)
 
-    @router.post("/offers/{offer_id}/accept")
-    def accept(offer_id: str, rep: SignedIn) -> dict[str, Any]:
+    def answer(offer_id: str, rep: Rep, *, accept: bool) -> Offer:
         _own_offer(deps, rep, offer_id)
         try:
-            offer = deps.offers.answer(offer_id, rep_id=rep.id, accept=True)
+            return deps.offers.answer(offer_id, rep_id=rep.id, accept=accept)
         except OfferClosed as exc:
             raise HTTPException(409, str(exc)) from None
+
+    @router.post("/offers/{offer_id}/accept")
+    def accept(offer_id: str, rep: SignedIn) -> dict[str, Any]:
+        offer = answer(offer_id, rep, accept=True)
         logger.info("rep %s accepted %s", rep.id, offer.id)
         return {"offer": _offer_view(deps, offer), "join": _join(deps, rep, offer.caller_room)}
 
     @router.post("/offers/{offer_id}/decline")
     def decline(offer_id: str, rep: SignedIn) -> dict[str, Any]:
-        _own_offer(deps, rep, offer_id)
-        try:
-            offer = deps.offers.answer(offer_id, rep_id=rep.id, accept=False)
-        except OfferClosed as exc:
-            raise HTTPException(409, str(exc)) from None
-        return {"offer": _offer_view(deps, offer)}
+        return {"offer": _offer_view(deps, answer(offer_id, rep, accept=False))}
 
 
 def _join(deps: ConsoleDeps, rep: Rep, room: str) -> dict[str, Any]:

@@ -372,14 +372,7 @@ class TransferDesk:
         self._session.output.set_audio_enabled(True)
         self._session.input.set_audio_enabled(True)
         line = prompts.render(self._lines["rep_dropped"], rep=rep.name.split()[0])
-        self._session.say(line, allow_interruptions=False)
-        self._session.generate_reply(
-            instructions=(
-                "The sales rep's line dropped in the middle of the call and they are gone. Do "
-                "not repeat the apology. Offer to book a meeting with the sales team now, or a "
-                "callback at a time the caller picks, and follow their choice with your tools."
-            )
-        )
+        self._offer_another_way(line, "the sales rep's line dropped in the middle of the call")
 
     async def _back_to_caller(self, outcome: TransferOutcome, detail: str | None) -> None:
         self._hold.stop()
@@ -390,7 +383,11 @@ class TransferDesk:
             "no_answer": "the sales rep did not pick up",
             "failed": "the transfer did not go through",
         }.get(outcome, "the transfer did not go through")
-        self._session.say(self._lines["no_rep"], allow_interruptions=False)
+        self._offer_another_way(self._lines["no_rep"], why)
+
+    def _offer_another_way(self, apology: str, why: str) -> None:
+        """The fixed apology, then the LLM offers a meeting or a callback and follows up."""
+        self._session.say(apology, allow_interruptions=False)
         self._session.generate_reply(
             instructions=(
                 f"The transfer to a sales rep did not work out: {why}. Do not repeat the apology. "
