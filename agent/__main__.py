@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+from livekit import api
 from pydantic import SecretStr
 
 import metrics
@@ -19,8 +20,11 @@ from agent.backends import build_services
 from agent.settings import WorkerSettings, load_worker_settings
 from config import SettingsError
 from config.logs import setup_logging
+from integrations.crm import Crm
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox
+from integrations.scheduling import Calendar
+from journal import recover_forever
 from metrics.multiprocess import DIRECTORY_VARIABLE
 from privacy import sweep_forever
 
@@ -92,6 +96,33 @@ async def replay_outbox_forever(settings: WorkerSettings) -> None:
         await services.crm.aclose()
 
 
+async def recover_interrupted_calls(settings: WorkerSettings) -> None:
+    """Calls whose job process died mid-call, recorded from their journals (journal/)."""
+
+    def build() -> tuple[Crm, Calendar]:
+        services = build_services(settings.integrations, settings.business)
+        return services.crm, services.calendar
+
+    livekit = settings.livekit
+    lkapi = api.LiveKitAPI(livekit.livekit_url, livekit.livekit_api_key, livekit.api_secret())
+
+    async def hang_up(room: str) -> None:
+        try:
+            await lkapi.room.delete_room(api.DeleteRoomRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.code != api.TwirpErrorCode.NOT_FOUND:  # not found: the caller already left
+                raise
+
+    outbox = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
+    try:
+        await recover_forever(
+            settings.integrations.data_dir, build=build, outbox=outbox, hang_up=hang_up
+        )
+    finally:
+        outbox.close()
+        await lkapi.aclose()
+
+
 @contextlib.contextmanager
 def metrics_for(settings: WorkerSettings) -> Iterator[WorkerSettings]:
     """With WORKER_METRICS_PORT, the directory every job process writes its metrics to."""
@@ -111,6 +142,7 @@ async def serve(settings: WorkerSettings) -> None:
     sweeping = asyncio.create_task(
         sweep_forever(data_dir=settings.integrations.data_dir, retention=settings.retention)
     )
+    recovering = asyncio.create_task(recover_interrupted_calls(settings))
     server = build_server(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -126,6 +158,7 @@ async def serve(settings: WorkerSettings) -> None:
     stopping.cancel()
     replaying.cancel()
     sweeping.cancel()
+    recovering.cancel()
     if running.done() and running.exception():
         raise running.exception()  # type: ignore[misc]
 

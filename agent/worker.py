@@ -30,6 +30,7 @@ from integrations.errors import IntegrationError
 from integrations.masking import mask
 from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
+from journal import CallJournal
 from metrics import CallMetrics, forget_finished_processes
 from transfer import (
     ConsoleOffers,
@@ -157,8 +158,10 @@ async def _run_call(
     control = LiveKitCallControl(ctx)
     call = Call(state=state, services=services, control=control)
     speech: SpeechClients = ctx.proc.userdata["speech"]
-    # Registered before anything can fail, so every call is recorded, even one never answered.
+    # Registered before anything can fail, so every call is recorded, even one never answered;
+    # the journal records it even if this process dies (journal/).
     wrapup = WrapUp(call, summarizer=speech.summarizer, outbox=ctx.proc.userdata["outbox"])
+    journal = CallJournal.open(call, data_dir=settings.integrations.data_dir, room=ctx.room.name)
     session = build_session(
         settings.voice, call, vad_model=ctx.proc.userdata["vad"],
         user_away_timeout=settings.business.silence_timeout_seconds,
@@ -172,8 +175,12 @@ async def _run_call(
     )
 
     async def record_call() -> None:
-        await desk.settled()  # a transfer's outcome belongs in the record
-        recorded = await wrapup.run(session.history)
+        recorded = None
+        try:
+            await desk.settled()  # a transfer's outcome belongs in the record
+            recorded = await wrapup.run(session.history)
+        finally:  # a wrap-up that failed leaves the journal for the recovery
+            journal.finish(recorded=recorded is not None)
         if recorded is not None:
             call_metrics.ended(recorded.record.disposition)
         if reports is not None:
@@ -181,6 +188,7 @@ async def _run_call(
 
     ctx.add_shutdown_callback(record_call)
     ctx.add_shutdown_callback(desk.aclose)
+    journal.follow(session)
     session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics))
     call_metrics.watch(session)
     SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
