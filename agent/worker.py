@@ -22,6 +22,7 @@ from agent.sales_agent import SalesAgent
 from agent.session import build_llm, build_session, build_stt, build_tts, room_options
 from agent.settings import WorkerSettings
 from calls.call import Call, Services, new_call_state
+from calls.call_files import CallFiles
 from calls.state import CallState, Direction, Lead
 from calls.wrapup import WrapUp
 from dialer import AttemptRef, OutcomeReporter, build_reporter, open_store
@@ -31,6 +32,7 @@ from integrations.masking import mask
 from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
 from metrics import CallMetrics, forget_finished_processes
+from recording import CallRecorder
 from transfer import (
     ConsoleOffers,
     DeskSettings,
@@ -171,7 +173,13 @@ async def _run_call(
         ctx, settings, call, session, caller_identity, tts_engine=speech.desk_tts
     )
 
+    # Only when the greeting tells the caller so (ANNOUNCE_RECORDING).
+    recorder = CallRecorder(CallFiles(settings.integrations.data_dir), ctx.job.id) \
+        if call.services.announce_recording else None  # fmt: skip
+
     async def record_call() -> None:
+        if recorder is not None:  # closed first, so the record can link a complete file
+            state.recording = await recorder.finish()
         await desk.settled()  # a transfer's outcome belongs in the record
         recorded = await wrapup.run(session.history)
         if recorded is not None:
@@ -186,7 +194,7 @@ async def _run_call(
     SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
-    agent = SalesAgent(call, greet_on_enter=dial is None)
+    agent = SalesAgent(call, greet_on_enter=dial is None, recorder=recorder)
     if dialing is not None and _failed(dialing):
         # Not reached (a busy line) before the session was up: no one to listen to.
         if lookup is not None:

@@ -71,6 +71,7 @@ class WrapUp:
             summary=summary,
             transcript=transcript,
             qualification=answers,
+            recording=state.recording,
         )
         deal = self._deal(record) if disposition in DEAL_DISPOSITIONS else None
         return await self._write(record, deal, state.qualification.crm_updates())
