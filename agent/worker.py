@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit import api, rtc
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, RecordingOptions
 from livekit.plugins import silero
 
 from agent.attempts import AttemptReports
@@ -207,6 +207,7 @@ async def _run_call(
         room_options=room_options(
             settings.voice, participant_identity=dial.identity if dial else None
         ),
+        record=no_cloud_audio(ctx),
     )
     _stage("session_started")
     if dial is not None and dialing is not None and lookup is not None:
@@ -252,6 +253,13 @@ async def call_out(
     agent.callee_answered(quiet_s=QUIET_CALLEE_S)
     if screen is not None:
         await handle_answer(screen, session=session, call=call, opener=agent)
+
+
+def no_cloud_audio(ctx: JobContext) -> RecordingOptions:
+    """The call's audio is never uploaded (ours is recorded locally, recording/); LiveKit
+    Cloud's traces, logs and transcript follow the project's setting, as they would unasked."""
+    cloud = ctx.job.enable_recording
+    return RecordingOptions(audio=False, traces=cloud, logs=cloud, transcript=cloud)
 
 
 def transfer_desk(
