@@ -103,6 +103,7 @@ def draft_record(call: Call, *, transcript: str, summary: str) -> RecordDraft:
         summary=summary,
         transcript=transcript,
         qualification=call_facts(state),
+        recording=state.recording,
     )
     deal = deal_request(call, record) if disposition in DEAL_DISPOSITIONS else None
     return RecordDraft(record, deal, state.qualification.crm_updates())

@@ -96,7 +96,9 @@ class BusinessSettings(BaseSettings):
     min_notice_minutes: int = Field(120, ge=0)
     booking_horizon_days: int = Field(14, ge=1, le=90)
     announce_ai: bool = True
-    announce_recording: bool = True
+    announce_recording: bool = Field(
+        True, description="say the recording notice and record the call (DATA_DIR/recordings)"
+    )
     max_call_seconds: float = Field(900, gt=30)
     silence_timeout_seconds: float = Field(8.0, gt=1)
     voicemail_detection: bool = Field(
