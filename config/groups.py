@@ -300,3 +300,13 @@ def minutes_list(value: str) -> tuple[float, ...]:
 def weekday_numbers(value: str) -> frozenset[int]:
     """``"mon,tue"`` as weekday numbers (Monday is 0)."""
     return _weekday_numbers(value)
+
+
+class LlmSettings(BaseSettings):
+    """The LLM alone (the same variables as in ``VoiceSettings``): what the text console needs,
+    where nothing is heard or spoken."""
+
+    model_config = _ENV
+    openai_api_key: SecretStr = Field(description="key of the OpenAI-compatible LLM endpoint")
+    openai_base_url: str | None = Field(None, description="Azure, vLLM, Ollama ... endpoint")
+    llm_model: str = "gpt-4.1-mini"
