@@ -4,10 +4,12 @@ These run the real HubSpot and Google clients against the fake servers' fault in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from calls.wrapup import WrapUp
+from integrations.errors import IntegrationError
 from tests.agent_harness import new_call, running_agent
 from tests.scripted_llm import Call, Step, call, offered_slot, say, tool_output
 
@@ -89,3 +91,49 @@ async def test_reschedule_and_cancel_the_meeting_booked_on_this_call(world):
         assert event.start == second.start
         await session.run(user_input="Cancel it, sorry")
     assert world.events() == [] and the_call.state.booking is None
+
+
+@pytest.mark.parametrize("world", ["vendor"], indirect=True)
+async def test_a_whole_call_through_a_hubspot_storm_is_written_once(vendor):
+    """429s on every kind of request, 5xx on reads, a call create that times out after it
+    took effect and a note create whose connection drops after it took effect, plus a
+    calendar hiccup: the call still books, and the CRM ends with one of everything."""
+    from tests.test_agent_behaviour import QUALIFY_AND_BOOK
+
+    hubspot = vendor.hubspot
+    hubspot.fail_next("POST", status=429, retry_after=0.01, times=3)  # within the retries
+    hubspot.fail_next("GET", status=503, times=2)
+    hubspot.fail_next("PATCH", status=502, times=2)
+    hubspot.hang_next("calls.create", seconds=3.0, apply=True)  # past the client's 2 s timeout
+    hubspot.drop_next("notes.create", apply=True)
+    vendor.google.fail_next("freebusy.query", status=503, times=1)
+    the_call = new_call(vendor.services, caller_phone=CALLER)
+    async with running_agent(the_call, QUALIFY_AND_BOOK) as (session, _llm, hangups):
+        for line in (
+            "Hi, I'm Jane from Acme, we need forecasting",
+            "About twenty sellers, on HubSpot",
+            "Yes it's my call, this quarter",
+            "Yes, Pacific",
+            "The first one works, jane@acme.com",
+        ):
+            await session.run(user_input=line)
+        await asyncio.sleep(0.1)
+    result = await WrapUp(the_call, summarizer=None, outbox=vendor.outbox).run(session.history)
+    assert result is not None and hangups.count == 1
+    assert result.queued  # a call create whose answer was lost is not blindly retried
+    replays = 0
+    while vendor.outbox.pending():  # as the worker replays it, every few minutes
+        replays += 1
+        assert replays <= 3, "the outbox never delivered the record"
+        with contextlib.suppress(IntegrationError):
+            await vendor.outbox.replay(vendor.services.crm)
+    assert await vendor.outbox.replay(vendor.services.crm) == 0  # nothing more to send
+
+    assert hubspot.ops().count("contacts.create") >= 2  # the storm did hit
+    [contact] = vendor.contacts()
+    assert (contact["firstname"], contact["email"]) == ("Jane", "jane@acme.com")
+    [logged] = vendor.logged_calls()
+    assert logged["disposition"] == "booked"
+    assert len(vendor.notes()) == 1 and len(vendor.deals()) == 1
+    [event] = vendor.events()
+    assert event.status == "confirmed"
