@@ -1,4 +1,5 @@
-"""`python -m agent`: start the worker, and the local LiveKit stack when no URL is configured."""
+"""`python -m agent`: the worker (with the local LiveKit stack when no URL is configured), and
+every other command of the agent (`python -m agent --help`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+from livekit import api
 from pydantic import SecretStr
 
 import metrics
 from agent.backends import build_services
-from agent.settings import WorkerSettings, load_worker_settings
+from agent.cli import PROGRAMS, command_parser, run_program, run_reloading, source_directories
+from agent.settings import WorkerSettings, load_worker_settings, require_livekit
 from config import SettingsError
 from config.logs import setup_logging
+from integrations.crm import Crm
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox
+from integrations.scheduling import Calendar
+from journal import recover_forever
 from metrics.multiprocess import DIRECTORY_VARIABLE
 from privacy import sweep_forever
 
@@ -92,6 +98,33 @@ async def replay_outbox_forever(settings: WorkerSettings) -> None:
         await services.crm.aclose()
 
 
+async def recover_interrupted_calls(settings: WorkerSettings) -> None:
+    """Calls whose job process died mid-call, recorded from their journals (journal/)."""
+
+    def build() -> tuple[Crm, Calendar]:
+        services = build_services(settings.integrations, settings.business)
+        return services.crm, services.calendar
+
+    livekit = settings.livekit
+    lkapi = api.LiveKitAPI(livekit.livekit_url, livekit.livekit_api_key, livekit.api_secret())
+
+    async def hang_up(room: str) -> None:
+        try:
+            await lkapi.room.delete_room(api.DeleteRoomRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.code != api.TwirpErrorCode.NOT_FOUND:  # not found: the caller already left
+                raise
+
+    outbox = Outbox(settings.integrations.data_dir / "outbox.sqlite3")
+    try:
+        await recover_forever(
+            settings.integrations.data_dir, build=build, outbox=outbox, hang_up=hang_up
+        )
+    finally:
+        outbox.close()
+        await lkapi.aclose()
+
+
 @contextlib.contextmanager
 def metrics_for(settings: WorkerSettings) -> Iterator[WorkerSettings]:
     """With WORKER_METRICS_PORT, the directory every job process writes its metrics to."""
@@ -111,6 +144,7 @@ async def serve(settings: WorkerSettings) -> None:
     sweeping = asyncio.create_task(
         sweep_forever(data_dir=settings.integrations.data_dir, retention=settings.retention)
     )
+    recovering = asyncio.create_task(recover_interrupted_calls(settings))
     server = build_server(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -126,6 +160,7 @@ async def serve(settings: WorkerSettings) -> None:
     stopping.cancel()
     replaying.cancel()
     sweeping.cancel()
+    recovering.cancel()
     if running.done() and running.exception():
         raise running.exception()  # type: ignore[misc]
 
@@ -156,21 +191,55 @@ def outbound_side(settings: WorkerSettings) -> Iterator[None]:
                 child.kill()
 
 
+def run_worker(settings: WorkerSettings, *, outbound: bool) -> None:
+    """The worker on the configured LiveKit, or on a local stack started for it."""
+    with contextlib.ExitStack() as running:
+        measured = running.enter_context(metrics_for(settings))
+        live = running.enter_context(livekit_for(measured))
+        if outbound:
+            running.enter_context(outbound_side(live))
+        asyncio.run(serve(live))
+
+
+def develop(settings: WorkerSettings, args: argparse.Namespace) -> int:
+    """`dev`: debug logs, the local stack when no LIVEKIT_URL, and the worker restarted (by
+    `start` in a child process, the stack kept up) when a source file changes."""
+    setup_logging("DEBUG")
+    if not args.reload:
+        run_worker(settings, outbound=args.outbound)
+        return 0
+    with livekit_for(settings) as live:
+        livekit = live.livekit
+        os.environ.update(LIVEKIT_URL=livekit.livekit_url or "",
+                          LIVEKIT_API_KEY=livekit.livekit_api_key or "",
+                          LIVEKIT_API_SECRET=livekit.api_secret() or "")  # fmt: skip
+        start = [sys.executable, "-m", "agent", "start", "--log-level", "DEBUG"]
+        if args.outbound:
+            start.append("--outbound")
+        return run_reloading(start, watch=args.watch or source_directories())
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
-    parser.add_argument(
-        "--outbound", action="store_true", help="also run the dialer and the lead API (make run)"
-    )
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PROGRAMS and PROGRAMS[argv[0]].own_arguments:
+        run_program(argv[0], argv[1:])  # its own parser answers, --help included
+    args, extra = command_parser().parse_known_args(argv)
+    if extra and args.command != "console":
+        command_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.command in PROGRAMS:
+            run_program(args.command, [])
+        if args.command == "console":
+            from agent.cli.terminal import run_console
+
+            return run_console(text=args.text, livekit_arguments=extra)
         settings = load_worker_settings()
-        setup_logging(settings.livekit.log_level)
-        with contextlib.ExitStack() as running:
-            measured = running.enter_context(metrics_for(settings))
-            live = running.enter_context(livekit_for(measured))
-            if args.outbound:
-                running.enter_context(outbound_side(live))
-            asyncio.run(serve(live))
+        if args.command == "dev":
+            return develop(settings, args)
+        if args.command == "start":
+            require_livekit(settings.livekit, command="start")
+        setup_logging(getattr(args, "log_level", None) or settings.livekit.log_level)
+        run_worker(settings, outbound=args.outbound)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from calls.call import Call
 from calls.time_zones import zone_label
 from integrations.masking import mask
 from prompts.lines import greeting_lines
+from recording import CallRecorder
 from tools.function_tools import sales_tools
 
 
@@ -109,7 +110,9 @@ class SalesAgent(Agent):
     synthesised), a mailbox never does (AMD cancels it) and ``stop_conversation`` keeps the
     agent from answering the mailbox's turns."""
 
-    def __init__(self, call: Call, *, greet_on_enter: bool = True) -> None:
+    def __init__(
+        self, call: Call, *, greet_on_enter: bool = True, recorder: CallRecorder | None = None
+    ) -> None:
         chat_ctx = ChatContext.empty()
         chat_ctx.add_message(role="system", content=call_context(call))
         super().__init__(
@@ -119,12 +122,15 @@ class SalesAgent(Agent):
         )
         self._call = call
         self._greet_on_enter = greet_on_enter
+        self._recorder = recorder
         self._greeted = False
         self._talking = True  # False once a mailbox answered
         self._screening = False  # True while voicemail detection has not yet decided
         self._quiet_callee: asyncio.Task[None] | None = None
 
     async def on_enter(self) -> None:
+        if self._recorder is not None:  # the session's audio is up; no word is said yet
+            await self._recorder.attach(self.session)
         if self._greet_on_enter:
             self.greet()
 

@@ -11,7 +11,7 @@ from livekit.plugins import cartesia, deepgram, openai
 
 from agent.endpointing import PhoneTurnDetector, TranscriptGate
 from calls.call import Call
-from config import SettingsError, VoiceSettings
+from config import LlmSettings, SettingsError, VoiceSettings
 
 # Phone audio is 8 kHz narrowband; the bridge upsamples, so ask Deepgram for 16 kHz, and keep
 # its own endpointing short: our turn detector, not Deepgram's, decides when the caller is done.
@@ -19,7 +19,7 @@ STT_SAMPLE_RATE = 16000
 STT_ENDPOINTING_MS = 25
 
 
-def build_llm(voice: VoiceSettings) -> openai.LLM:
+def build_llm(voice: VoiceSettings | LlmSettings) -> openai.LLM:
     return openai.LLM(
         model=voice.llm_model,
         api_key=voice.openai_api_key.get_secret_value(),

@@ -13,6 +13,7 @@ from config import (
     LiveKitSettings,
     QueueSettings,
     RetentionSettings,
+    SettingsError,
     TelephonySettings,
     VoiceSettings,
     load_settings,
@@ -36,3 +37,22 @@ class WorkerSettings:
 
 def load_worker_settings(env_file: Path | None = Path(".env")) -> WorkerSettings:
     return load_settings(WorkerSettings, env_file)
+
+
+def require_livekit(livekit: LiveKitSettings, *, command: str) -> None:
+    """``command`` runs against a configured LiveKit, never the local stack."""
+    missing = [
+        f"  {name.upper()} ({LiveKitSettings.model_fields[name].description}) is missing"
+        for name in ("livekit_url", "livekit_api_key", "livekit_api_secret")
+        if not getattr(livekit, name)
+    ]
+    if missing:
+        raise SettingsError(
+            "\n".join(
+                [
+                    f"`{command}` runs against a configured LiveKit; set these (environment or "
+                    ".env), or use `dev` for a local stack:",
+                    *missing,
+                ]
+            )
+        )

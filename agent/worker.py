@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit import api, rtc
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, RecordingOptions
 from livekit.plugins import silero
 
 from agent.attempts import AttemptReports
@@ -22,6 +22,7 @@ from agent.sales_agent import SalesAgent
 from agent.session import build_llm, build_session, build_stt, build_tts, room_options
 from agent.settings import WorkerSettings
 from calls.call import Call, Services, new_call_state
+from calls.call_files import CallFiles
 from calls.state import CallState, Direction, Lead
 from calls.wrapup import WrapUp
 from dialer import AttemptRef, OutcomeReporter, build_reporter, open_store
@@ -30,7 +31,9 @@ from integrations.errors import IntegrationError
 from integrations.masking import mask
 from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
+from journal import CallJournal
 from metrics import CallMetrics, forget_finished_processes
+from recording import CallRecorder
 from transfer import (
     ConsoleOffers,
     DeskSettings,
@@ -157,8 +160,10 @@ async def _run_call(
     control = LiveKitCallControl(ctx)
     call = Call(state=state, services=services, control=control)
     speech: SpeechClients = ctx.proc.userdata["speech"]
-    # Registered before anything can fail, so every call is recorded, even one never answered.
+    # Registered before anything can fail, so every call is recorded, even one never answered;
+    # the journal records it even if this process dies (journal/).
     wrapup = WrapUp(call, summarizer=speech.summarizer, outbox=ctx.proc.userdata["outbox"])
+    journal = CallJournal.open(call, data_dir=settings.integrations.data_dir, room=ctx.room.name)
     session = build_session(
         settings.voice, call, vad_model=ctx.proc.userdata["vad"],
         user_away_timeout=settings.business.silence_timeout_seconds,
@@ -171,9 +176,19 @@ async def _run_call(
         ctx, settings, call, session, caller_identity, tts_engine=speech.desk_tts
     )
 
+    # Only when the greeting tells the caller so (ANNOUNCE_RECORDING).
+    recorder = CallRecorder(CallFiles(settings.integrations.data_dir), ctx.job.id) \
+        if call.services.announce_recording else None  # fmt: skip
+
     async def record_call() -> None:
-        await desk.settled()  # a transfer's outcome belongs in the record
-        recorded = await wrapup.run(session.history)
+        recorded = None
+        try:
+            if recorder is not None:  # closed first, so the record can link a complete file
+                state.recording = await recorder.finish()
+            await desk.settled()  # a transfer's outcome belongs in the record
+            recorded = await wrapup.run(session.history)
+        finally:  # a wrap-up that failed leaves the journal for the recovery
+            journal.finish(recorded=recorded is not None)
         if recorded is not None:
             call_metrics.ended(recorded.record.disposition)
         if reports is not None:
@@ -181,12 +196,13 @@ async def _run_call(
 
     ctx.add_shutdown_callback(record_call)
     ctx.add_shutdown_callback(desk.aclose)
+    journal.follow(session)
     session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics))
     call_metrics.watch(session)
     SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
-    agent = SalesAgent(call, greet_on_enter=dial is None)
+    agent = SalesAgent(call, greet_on_enter=dial is None, recorder=recorder)
     if dialing is not None and _failed(dialing):
         # Not reached (a busy line) before the session was up: no one to listen to.
         if lookup is not None:
@@ -199,6 +215,7 @@ async def _run_call(
         room_options=room_options(
             settings.voice, participant_identity=dial.identity if dial else None
         ),
+        record=no_cloud_audio(ctx),
     )
     _stage("session_started")
     if dial is not None and dialing is not None and lookup is not None:
@@ -244,6 +261,13 @@ async def call_out(
     agent.callee_answered(quiet_s=QUIET_CALLEE_S)
     if screen is not None:
         await handle_answer(screen, session=session, call=call, opener=agent)
+
+
+def no_cloud_audio(ctx: JobContext) -> RecordingOptions:
+    """The call's audio is never uploaded (ours is recorded locally, recording/); LiveKit
+    Cloud's traces, logs and transcript follow the project's setting, as they would unasked."""
+    cloud = ctx.job.enable_recording
+    return RecordingOptions(audio=False, traces=cloud, logs=cloud, transcript=cloud)
 
 
 def transfer_desk(

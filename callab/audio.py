@@ -121,3 +121,36 @@ def speech_spans(
     if start is not None and last_loud - start >= min_speech_s:
         spans.append(Span(start, last_loud))
     return spans
+
+
+def ogg_channels(path: Path) -> list[np.ndarray]:
+    """Each channel of an Opus-in-OGG file as int16 samples at 48 kHz (Opus decodes at 48 kHz
+    whatever rate it was encoded from)."""
+    import av  # only the recording tests need it
+
+    with av.open(str(path)) as container:
+        (stream,) = container.streams.audio
+        if stream.codec_context.name != "opus":
+            raise ValueError(f"{path.name} holds {stream.codec_context.name}, not Opus")
+        channels = stream.channels
+        blocks = [
+            frame.to_ndarray() if frame.format.is_planar
+            else frame.to_ndarray().reshape(-1, channels).T
+            for frame in container.decode(stream)
+        ]  # fmt: skip
+    audio = np.concatenate(blocks, axis=1)
+    pcm = np.clip(audio * 32768, -32768, 32767).astype(np.int16)
+    return list(pcm)
+
+
+def speech_spans_in(
+    samples: np.ndarray, *, rate: int = 48000, min_gap_s: float = 0.8
+) -> list[Span]:
+    """Speech in one channel of a file, in seconds from its start; a gap of ``min_gap_s``
+    ends a stretch (the pauses between words are shorter)."""
+    step = int(rate * WINDOW_S)
+    windows = [
+        (i / rate, level_dbfs(samples[i : i + step]))
+        for i in range(0, samples.size - step + 1, step)
+    ]
+    return speech_spans(windows, min_gap_s=min_gap_s)

@@ -144,6 +144,7 @@ class CallLab:
         self._lkapi: api.LiveKitAPI | None = None
         self.outbound_env: dict[str, str] = {}
         self._inbound_ready = False
+        self._worker_started_env: dict[str, str] = {}
         # an outbound trunk nobody answers at, until a test points it at its phone
         self._outbound_address = "127.0.0.1:5999"
 
@@ -171,7 +172,8 @@ class CallLab:
             await self._exits.enter_async_context(server)
         vendor_env = self._start_vendor_fakes() if self.config.vendors else {}
         self._lkapi = api.LiveKitAPI(self.stack.url, self.stack.api_key, self.stack.api_secret)
-        self.worker = self._spawn_worker({**self.worker_env(), **vendor_env})
+        self._worker_started_env = {**self.worker_env(), **vendor_env}
+        self.worker = self._spawn_worker(self._worker_started_env)
         await self._wait_worker_registered()
 
     async def aclose(self) -> None:
@@ -279,6 +281,29 @@ class CallLab:
         # job processes left behind by a killed worker share its process group
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signal.SIGKILL)
+
+    def kill_worker(self) -> None:
+        """SIGKILL to the worker and its job processes at once, as a crash or the OOM killer
+        would leave them: no shutdown callback, no wrap-up."""
+        worker, self.worker = self.worker, None
+        assert worker is not None, "no worker is running"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
+    async def restart_worker(self) -> None:
+        """A new worker on the same settings and data directory, as a supervisor restarts one;
+        its log goes on in the same file."""
+        assert self.worker is None, "the worker is still running"
+        registered = self.worker_log().count("registered worker")
+        self.worker = self._spawn_worker(self._worker_started_env)
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        while self.worker_log().count("registered worker") <= registered:
+            if self.worker.poll() is not None:
+                raise RuntimeError(f"the worker exited at start:\n{self.worker_log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker did not register:\n{self.worker_log()[-4000:]}")
+            await asyncio.sleep(0.1)
 
     # --- vendors ---------------------------------------------------------------------------
 

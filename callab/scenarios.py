@@ -65,54 +65,58 @@ BOOKING_LINES = (
     ),
 )
 BOOKING_EMAIL = "dana@acme.com"
+# Every turn up to the booking (the goodbye follows in BOOKING_SCRIPT).
+BOOKING_TURNS = [
+    agent_turn(
+        after_user="Dana Smith",
+        call=(
+            "save_contact_details",
+            {"first_name": "Dana", "last_name": "Smith", "company": "Acme"},
+        ),
+    ),
+    agent_turn(
+        after_tool="save_contact_details",
+        call=(
+            "record_qualification",
+            {"existing_customer": False, "need": "better sales forecasting"},
+        ),
+    ),
+    agent_turn(
+        after_tool="record_qualification",
+        say="Thanks Dana. How many sellers do you have, which CRM, and when do you need it?",
+    ),
+    agent_turn(
+        after_user="twenty sellers",
+        call=(
+            "record_qualification",
+            {
+                "company_size": 20,
+                "crm_system": "hubspot",
+                "decision_role": "decision_maker",
+                "timeline": "this_quarter",
+            },
+        ),
+    ),
+    agent_turn(
+        after_tool="record_qualification",
+        call=("set_time_zone", {"time_zone": "America/Los_Angeles"}),
+    ),
+    agent_turn(after_tool="set_time_zone", call=("offer_slots", {})),
+    agent_turn(
+        after_tool="offer_slots",
+        say="I have a few times open for a demo. Does the first one work for you?",
+    ),
+    agent_turn(
+        after_user="first time",
+        call=(
+            "book_meeting",
+            {"start": "$result:offer_slots:slots.0.start", "email": BOOKING_EMAIL},
+        ),
+    ),
+]
 BOOKING_SCRIPT = script(
     [
-        agent_turn(
-            after_user="Dana Smith",
-            call=(
-                "save_contact_details",
-                {"first_name": "Dana", "last_name": "Smith", "company": "Acme"},
-            ),
-        ),
-        agent_turn(
-            after_tool="save_contact_details",
-            call=(
-                "record_qualification",
-                {"existing_customer": False, "need": "better sales forecasting"},
-            ),
-        ),
-        agent_turn(
-            after_tool="record_qualification",
-            say="Thanks Dana. How many sellers do you have, which CRM, and when do you need it?",
-        ),
-        agent_turn(
-            after_user="twenty sellers",
-            call=(
-                "record_qualification",
-                {
-                    "company_size": 20,
-                    "crm_system": "hubspot",
-                    "decision_role": "decision_maker",
-                    "timeline": "this_quarter",
-                },
-            ),
-        ),
-        agent_turn(
-            after_tool="record_qualification",
-            call=("set_time_zone", {"time_zone": "America/Los_Angeles"}),
-        ),
-        agent_turn(after_tool="set_time_zone", call=("offer_slots", {})),
-        agent_turn(
-            after_tool="offer_slots",
-            say="I have a few times open for a demo. Does the first one work for you?",
-        ),
-        agent_turn(
-            after_user="first time",
-            call=(
-                "book_meeting",
-                {"start": "$result:offer_slots:slots.0.start", "email": BOOKING_EMAIL},
-            ),
-        ),
+        *BOOKING_TURNS,
         agent_turn(after_tool="book_meeting", call=("end_call", {"outcome": "booked"})),
     ]
 )

@@ -46,9 +46,17 @@ class Call:
     writes: InFlightWrites = field(default_factory=InFlightWrites)
     # One calendar change at a time: tool calls of one LLM turn run concurrently.
     booking_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Where a tool notes a write it is about to make (the call journal, in the worker).
+    effects: Callable[[str, dict[str, str]], None] | None = None
 
     def now(self) -> datetime:
         return self.services.now()
+
+    def note_effect(self, kind: str, **data: str) -> None:
+        """A vendor write about to be made (a booking's event id, say): noted first, so a crash
+        in the middle of it can be reconciled with the vendor afterwards."""
+        if self.effects is not None:
+            self.effects(kind, data)
 
 
 def new_call_state(

@@ -17,15 +17,19 @@ SPEAKER = "speaker"  # ChatMessage.extra key: who said a line when not the calle
 
 
 def transcript_text(history: ChatContext) -> str:
-    lines = []
-    for item in history.items:
-        if item.type != "message" or item.role not in ("user", "assistant"):
-            continue
-        text = (item.text_content or "").strip()
-        if text:
-            who = item.extra.get(SPEAKER) or ("Caller" if item.role == "user" else "Agent")
-            lines.append(f"{who}: {text}{' [interrupted]' if item.interrupted else ''}")
-    return "\n".join(lines)
+    return "\n".join(line for item in history.items if (line := transcript_line(item)))
+
+
+def transcript_line(item: llm.ChatItem) -> str | None:
+    """One spoken line as the transcript shows it ("Caller: ..."), or None for anything else
+    (tool calls, instructions, silence)."""
+    if item.type != "message" or item.role not in ("user", "assistant"):
+        return None
+    text = (item.text_content or "").strip()
+    if not text:
+        return None
+    who = item.extra.get(SPEAKER) or ("Caller" if item.role == "user" else "Agent")
+    return f"{who}: {text}{' [interrupted]' if item.interrupted else ''}"
 
 
 async def summarise(

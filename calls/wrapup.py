@@ -53,27 +53,15 @@ class WrapUp:
 
     async def _record(self, history: ChatContext) -> WrapUpResult:
         state = self._call.state
-        disposition = state.disposition()
-        answers = call_facts(state)
         transcript = transcript_text(history)
         summary = await summarise(
-            self._summarizer, transcript=transcript, answers=answers, disposition=disposition
-        )
-        record = CallRecord(
-            call_id=state.call_id,
-            contact_id=state.contact.id if state.contact else "",
-            direction=state.direction,
-            started_at=state.started_at,
-            ended_at=self._call.now(),
-            from_number=state.caller_phone if state.direction == "inbound" else state.our_number,
-            to_number=state.our_number if state.direction == "inbound" else state.caller_phone,
-            disposition=disposition,
-            summary=summary,
+            self._summarizer,
             transcript=transcript,
-            qualification=answers,
+            answers=call_facts(state),
+            disposition=state.disposition(),
         )
-        deal = self._deal(record) if disposition in DEAL_DISPOSITIONS else None
-        return await self._write(record, deal, state.qualification.crm_updates())
+        draft = draft_record(self._call, transcript=transcript, summary=summary)
+        return await self._write(draft.record, draft.deal, draft.contact_updates)
 
     async def _write(
         self, record: CallRecord, deal: DealRequest | None, updates: dict[str, str]
@@ -90,17 +78,53 @@ class WrapUp:
         logger.info("call written to the CRM")
         return WrapUpResult(written.record, written.deal_id, queued=False)
 
-    def _deal(self, record: CallRecord) -> DealRequest:
-        state = self._call.state
-        contact = state.contact
-        who = (contact.company or contact.firstname) if contact else None
-        return DealRequest(
-            call_id=record.call_id,
-            contact_id=record.contact_id,
-            name=f"{who or 'Phone lead'} - {self._call.services.business.company_name}",
-            amount=state.qualification.deal_amount(),
-            stage="appointmentscheduled" if record.disposition == "booked" else "qualifiedtobuy",
-        )
+
+@dataclass(frozen=True)
+class RecordDraft:
+    """What the wrap-up would write if the call ended now: the call journal keeps the latest."""
+
+    record: CallRecord
+    deal: DealRequest | None  # for a call whose disposition earns one
+    contact_updates: dict[str, str]
+
+
+def draft_record(call: Call, *, transcript: str, summary: str) -> RecordDraft:
+    state = call.state
+    disposition = state.disposition()
+    record = CallRecord(
+        call_id=state.call_id,
+        contact_id=state.contact.id if state.contact else "",
+        direction=state.direction,
+        started_at=state.started_at,
+        ended_at=call.now(),
+        from_number=state.caller_phone if state.direction == "inbound" else state.our_number,
+        to_number=state.our_number if state.direction == "inbound" else state.caller_phone,
+        disposition=disposition,
+        summary=summary,
+        transcript=transcript,
+        qualification=call_facts(state),
+        recording=state.recording,
+    )
+    deal = deal_request(call, record) if disposition in DEAL_DISPOSITIONS else None
+    return RecordDraft(record, deal, state.qualification.crm_updates())
+
+
+def deal_request(call: Call, record: CallRecord) -> DealRequest:
+    """The deal for a call record; its stage follows the record's disposition."""
+    state = call.state
+    contact = state.contact
+    who = (contact.company or contact.firstname) if contact else None
+    return DealRequest(
+        call_id=record.call_id,
+        contact_id=record.contact_id,
+        name=f"{who or 'Phone lead'} - {call.services.business.company_name}",
+        amount=state.qualification.deal_amount(),
+        stage=deal_stage(record.disposition),
+    )
+
+
+def deal_stage(disposition: str) -> str:
+    return "appointmentscheduled" if disposition == "booked" else "qualifiedtobuy"
 
 
 def call_facts(state: CallState) -> dict[str, str]:

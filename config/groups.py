@@ -96,7 +96,9 @@ class BusinessSettings(BaseSettings):
     min_notice_minutes: int = Field(120, ge=0)
     booking_horizon_days: int = Field(14, ge=1, le=90)
     announce_ai: bool = True
-    announce_recording: bool = True
+    announce_recording: bool = Field(
+        True, description="say the recording notice and record the call (DATA_DIR/recordings)"
+    )
     max_call_seconds: float = Field(900, gt=30)
     silence_timeout_seconds: float = Field(8.0, gt=1)
     voicemail_detection: bool = Field(
@@ -298,3 +300,13 @@ def minutes_list(value: str) -> tuple[float, ...]:
 def weekday_numbers(value: str) -> frozenset[int]:
     """``"mon,tue"`` as weekday numbers (Monday is 0)."""
     return _weekday_numbers(value)
+
+
+class LlmSettings(BaseSettings):
+    """The LLM alone (the same variables as in ``VoiceSettings``): what the text console needs,
+    where nothing is heard or spoken."""
+
+    model_config = _ENV
+    openai_api_key: SecretStr = Field(description="key of the OpenAI-compatible LLM endpoint")
+    openai_base_url: str | None = Field(None, description="Azure, vLLM, Ollama ... endpoint")
+    llm_model: str = "gpt-4.1-mini"

@@ -73,6 +73,7 @@ class CallRecord:
     summary: str
     transcript: str
     qualification: dict[str, str]
+    recording: str | None = None  # the call's OGG file under DATA_DIR, e.g. "recordings/<id>.ogg"
 
 
 @dataclass(frozen=True, slots=True)

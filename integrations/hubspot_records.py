@@ -158,9 +158,17 @@ def note_body(record: CallRecord, marker: str) -> str:
             f"<p><strong>AI agent call summary</strong></p><p>{escape(record.summary)}</p>",
             _qualification_html(record.qualification),
             f"<p><strong>Transcript</strong></p><p>{transcript}</p>",
+            _recording_html(record.recording),
             f"<p>Call {escape(record.call_id)} [{marker}]</p>",
         ]
     )
+
+
+def _recording_html(recording: str | None) -> str:
+    # A file on the agent's host, not a URL HubSpot could fetch: named, not linked.
+    if not recording:
+        return ""
+    return f"<p>Recording: {escape(recording)} (in the agent's data directory)</p>"
 
 
 def _qualification_html(qualification: dict[str, str]) -> str:

@@ -38,7 +38,7 @@ class Outbox:
         self._db.execute(
             "INSERT OR REPLACE INTO outbox (call_id, record, deal, error, delivered, "
             "contact_updates) VALUES (?, ?, ?, ?, 0, ?)",
-            (record.call_id, _encode(record), _encode(deal) if deal else None, error,
+            (record.call_id, to_json(record), to_json(deal) if deal else None, error,
              json.dumps(contact_updates or {})),
         )  # fmt: skip
 
@@ -47,7 +47,11 @@ class Outbox:
             "SELECT record, deal, contact_updates FROM outbox WHERE delivered = 0"
         ).fetchall()
         return [
-            (_decode(CallRecord, r), _decode(DealRequest, d) if d else None, json.loads(u or "{}"))
+            (
+                from_json(CallRecord, r),
+                from_json(DealRequest, d) if d else None,
+                json.loads(u or "{}"),
+            )
             for r, d, u in rows
         ]
 
@@ -92,7 +96,7 @@ def _involves(record: dict[str, Any], phone: str) -> bool:
     return phone in (record.get("from_number"), record.get("to_number"))
 
 
-def _encode(obj: CallRecord | DealRequest) -> str:
+def to_json(obj: CallRecord | DealRequest) -> str:
     return json.dumps(asdict(obj), default=_iso)
 
 
@@ -102,7 +106,7 @@ def _iso(value: Any) -> str:
     raise TypeError(f"cannot store {type(value).__name__} in the outbox")
 
 
-def _decode(kind: type[Any], text: str) -> Any:
+def from_json(kind: type[Any], text: str) -> Any:
     raw = json.loads(text)
     for name, value in raw.items():
         if name.endswith("_at") and isinstance(value, str):

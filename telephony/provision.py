@@ -29,7 +29,7 @@ from google.protobuf.message import Message
 from livekit import api
 from livekit.api.sip_service import SipService
 
-from config import LiveKitSettings, TelephonySettings, load_settings
+from config import LiveKitSettings, SettingsError, TelephonySettings, load_settings
 from localstack.stack import DEV_API_KEY, DEV_API_SECRET
 
 log = logging.getLogger("telephony.provision")
@@ -278,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m telephony.provision", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.parse_args(argv)
-    settings = load_settings(ProvisionSettings)
+    try:
+        settings = load_settings(ProvisionSettings)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return provision_from(settings)
 
 

@@ -125,6 +125,18 @@ def test_outbox_keeps_records_deals_and_write_backs(tmp_path):
     assert outbox.pending() == [(record, deal, {"numemployees": "60"})]
 
 
+def test_outbox_keeps_the_recordings_path(tmp_path):
+    record = CallRecord(
+        call_id="c2", contact_id="7", direction="inbound", started_at=START, ended_at=START,
+        from_number=None, to_number=None, disposition="nurture", summary="s", transcript="",
+        qualification={}, recording="recordings/c2.ogg",
+    )  # fmt: skip
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox.put(record, None, contact_updates={}, error="503")
+    [(kept, _, _)] = outbox.pending()
+    assert kept.recording == "recordings/c2.ogg"
+
+
 def test_an_outbox_written_before_write_backs_still_replays(tmp_path):
     path = tmp_path / "outbox.sqlite3"
     db = sqlite3.connect(path)
@@ -141,6 +153,7 @@ def test_an_outbox_written_before_write_backs_still_replays(tmp_path):
     db.close()
     [(record, deal, updates)] = Outbox(path).pending()
     assert record.started_at == START and record.contact_id == "7"
+    assert record.recording is None  # written before calls were recorded
     assert deal is None and updates == {}
 
 

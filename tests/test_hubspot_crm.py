@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -258,6 +259,19 @@ async def test_log_call_writes_one_call_and_one_note_on_the_contact(
         Association("calls", logged.call_engagement_id, "contacts", contact_id, 194),
         Association("notes", logged.note_id, "contacts", contact_id, 202),
     }
+
+
+async def test_the_note_names_the_calls_recording_when_there_is_one(
+    hubspot: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    contact_id = hubspot.add_contact(firstname="Ada", phone=CALLER)
+    recorded = replace(call_record(contact_id), recording="recordings/call-7f3a.ogg")
+
+    logged = await crm.log_call(recorded)
+    unrecorded = await crm.log_call(call_record(contact_id, call_id="call-9b2c"))
+
+    assert "recordings/call-7f3a.ogg" in hubspot.notes[logged.note_id].properties["hs_note_body"]
+    assert "Recording" not in hubspot.notes[unrecorded.note_id].properties["hs_note_body"]
 
 
 async def test_mapped_disposition_is_written(hubspot: FakeHubSpot, clock: FakeTime) -> None:

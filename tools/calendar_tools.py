@@ -230,6 +230,7 @@ async def _create_event(call: Call, slot: Interval) -> Event:
         if contact
         else None,
     )
+    call.note_effect("booking", event_id=request.event_id, start=slot.start.isoformat())
     return await call.services.calendar.create_event(request)
 
 

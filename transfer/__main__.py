@@ -14,7 +14,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from config import BusinessSettings, IntegrationSettings, QueueSettings, load_settings
+from config import (
+    BusinessSettings,
+    IntegrationSettings,
+    QueueSettings,
+    SettingsError,
+    load_settings,
+)
 from dialer.stores import open_store
 from transfer.roster import PRESENCES, Rep, Roster, RosterError
 
@@ -57,7 +63,11 @@ def _line(rep: Rep) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = load_settings(RosterSettings)
+    try:
+        settings = load_settings(RosterSettings)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     store = open_store(settings.queue, data_dir=settings.integrations.data_dir)
     try:
         roster = Roster(store)
