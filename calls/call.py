@@ -3,6 +3,7 @@ control and the writes in flight."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,8 @@ class Call:
     services: Services
     control: CallControl
     writes: InFlightWrites = field(default_factory=InFlightWrites)
+    # One calendar change at a time: tool calls of one LLM turn run concurrently.
+    booking_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Where a tool notes a write it is about to make (the call journal, in the worker).
     effects: Callable[[str, dict[str, str]], None] | None = None
 

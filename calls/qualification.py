@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,9 @@ Outcome = Literal["book_meeting", "hand_to_rep", "nurture", "support", "disquali
 OUTCOMES: tuple[str, ...] = ("book_meeting", "hand_to_rep", "nurture", "support", "disqualify")
 NUMERIC = frozenset({"integer", "number"})
 OPERATORS = frozenset({"equals", "in", "gte", "lte", "gt", "lt", "present"})
+# A text answer is the caller's words for one question, not a document: longer is refused.
+MAX_TEXT_ANSWER = 300
+NUMBER_RE = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*([kKmM](?![a-zA-Z]))?")
 
 
 class CriteriaError(ValueError):
@@ -137,8 +141,13 @@ def coerce_answer(criterion: Criterion, value: Any) -> Any:
     """The answer in its field's type, or ``InvalidAnswer`` naming what would fit."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InvalidAnswer(f"{criterion.key} is empty")
+    if not isinstance(value, str | int | float):  # a list or an object is never one answer
+        raise InvalidAnswer(f"{criterion.key} must be a single answer, not a list or an object")
     if criterion.type == "text":
-        return str(value).strip()
+        text = str(value).strip()
+        if len(text) > MAX_TEXT_ANSWER:
+            raise InvalidAnswer(f"{criterion.key} must be the caller's answer in one sentence")
+        return text
     if criterion.type == "boolean":
         if isinstance(value, bool):
             return value
@@ -150,8 +159,8 @@ def coerce_answer(criterion: Criterion, value: Any) -> Any:
         raise InvalidAnswer(f"{criterion.key} must be yes or no")
     if criterion.type in ("integer", "number"):
         number = _parse_number(value)
-        if number is None or number < 0:
-            raise InvalidAnswer(f"{criterion.key} must be a number")
+        if number is None or number < 0 or not math.isfinite(number):
+            raise InvalidAnswer(f"{criterion.key} must be one number")
         return round(number) if criterion.type == "integer" else number
     choice = str(value).strip().lower().replace(" ", "_").replace("-", "_")
     if choice not in criterion.options:
@@ -160,13 +169,16 @@ def coerce_answer(criterion: Criterion, value: Any) -> Any:
 
 
 def _parse_number(value: Any) -> float | None:
+    """A number, or one number in words ("about 25 people", "50k"); text holding two numbers
+    is ambiguous (or something else than an answer) and gives None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value)
-    match = re.search(r"(\d[\d,]*(?:\.\d+)?)\s*([kKmM])?", str(value))
-    if not match:
+    found = list(NUMBER_RE.finditer(str(value)))
+    if len(found) != 1:
         return None
+    match = found[0]
     number = float(match.group(1).replace(",", ""))
     suffix = (match.group(2) or "").lower()
     return number * {"": 1, "k": 1_000, "m": 1_000_000}[suffix]

@@ -80,6 +80,7 @@ class CallState:
     zone_confirmed: bool = False
     offered: list[Interval] = field(default_factory=list)
     booking: Event | None = None
+    bookings_made: int = 0  # meetings this call created, cancelled ones included
     ended_by_agent: bool = False  # the agent said goodbye (end_call), not the caller's hang-up
     follow_up: str | None = None  # e.g. "email the caller a few times"
     handoff_reason: str | None = None

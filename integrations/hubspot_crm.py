@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -168,17 +167,12 @@ class HubSpotCrm:
             created = await self._transport.request(
                 "create contact", self._contacts.basic.create, body, creates=True
             )
-        except CrmConflict as exc:
-            existing = re.search(r"Existing ID: (\d+)", str(exc))
-            if existing is None:
-                raise
-            logger.info(
-                "hubspot: %s belongs to contact %s; updating it instead",
-                mask(props.get("email")),
-                existing[1],
-            )
-            # The caller's number is not forced onto a contact found by email alone.
-            return await self._update_contact(existing[1], props)
+        except CrmConflict:
+            # The email is another contact's: that contact is never updated (nor returned) from
+            # a call it is not on, so a caller cannot reach someone else's record by naming
+            # their address.
+            logger.info("hubspot: %s belongs to another contact", mask(props.get("email")))
+            raise
         except (OutcomeUnknown, asyncio.CancelledError):
             if phone_e164:
                 self._unknown[("contacts", phone_e164)] = self._monotonic()

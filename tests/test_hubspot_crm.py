@@ -156,21 +156,21 @@ async def test_create_then_update_returns_stored_record_without_searching(
     assert len(hubspot.contacts) == 1
 
 
-async def test_duplicate_email_updates_the_existing_contact(
+async def test_a_new_contact_with_another_contacts_email_is_a_conflict_not_a_takeover(
     hubspot: FakeHubSpot, crm: HubSpotCrm
 ) -> None:
     existing = hubspot.add_contact(firstname="Ada", email="ada@example.com")
 
-    contact = await crm.upsert_contact(
-        contact_id=None,
-        phone_e164=CALLER,
-        properties={"email": "ADA@example.com", "company": "Acme"},
-    )
+    with pytest.raises(CrmConflict):
+        await crm.upsert_contact(
+            contact_id=None,
+            phone_e164=CALLER,
+            properties={"email": "ADA@example.com", "company": "Acme"},
+        )
 
-    assert contact.id == existing
     assert list(hubspot.contacts) == [existing]
-    assert hubspot.contacts[existing].properties["company"] == "Acme"
-    assert hubspot.ops() == ["contacts.create", "contacts.update"]
+    assert "company" not in hubspot.contacts[existing].properties
+    assert hubspot.ops() == ["contacts.create"]
 
 
 async def test_update_to_an_email_another_contact_owns_is_a_conflict(

@@ -19,6 +19,9 @@ from tools.tool_support import as_json, speakable_failures, timed
 
 logger = logging.getLogger("tools")
 OFFER_COUNT = 3
+# Meetings one call may create, counting those it cancelled: a caller can change their mind,
+# not fill the calendar (or someone's inbox with invites).
+MAX_BOOKINGS_PER_CALL = 3
 
 
 @function_tool
@@ -158,24 +161,40 @@ async def book_meeting(
     slot = _parse_start(call, start)
     if call.state.caller_zone is None:
         raise ToolError("Confirm the caller's time zone with set_time_zone before booking.")
-    if email:
-        await save_contact(call, {"email": normalise_email(email)})
-    if call.state.booking is not None and call.state.booking.status == "confirmed":
-        if call.state.booking.start == slot.start:
-            return as_json(_booked_payload(call))
-        raise ToolError("A meeting is already booked on this call; use reschedule_meeting.")
+    # The LLM may call this several times in one turn; they run at once unless serialised.
+    async with call.booking_lock:
+        booking = call.state.booking
+        if booking is not None and booking.status == "confirmed":
+            if booking.start == slot.start:
+                return as_json(_booked_payload(call))
+            raise ToolError(
+                "A meeting is already booked on this call, and a call books only one. To move "
+                "it use reschedule_meeting; do not book another."
+            )
+        if call.state.bookings_made >= MAX_BOOKINGS_PER_CALL:
+            raise ToolError(
+                "This call has already booked and cancelled meetings too many times, so "
+                "nothing was booked. Offer to have the team email them a time."
+            )
+        if email:
+            await save_contact(call, {"email": normalise_email(email)})
+        return as_json(await _book(call, slot))
+
+
+async def _book(call: Call, slot: Interval) -> dict[str, Any]:
     async with speakable_failures("calendar"):
         taken = await timed(call, call.services.calendar.busy(slot.start, slot.end))
         if any(b.overlaps(slot) for b in taken):
-            return as_json(await _slot_taken(call))
+            return await _slot_taken(call)
         try:
             event = await timed(call, call.writes.shielded(_create_event(call, slot)))
         except SlotTaken:  # another call booked it between our check and our insert
             logger.info("slot lost to a concurrent booking", extra={"call_id": call.state.call_id})
-            return as_json(await _slot_taken(call))
+            return await _slot_taken(call)
     call.state.booking = event
+    call.state.bookings_made += 1
     logger.info("meeting booked", extra={"call_id": call.state.call_id, "event_id": event.id})
-    return as_json(_booked_payload(call))
+    return _booked_payload(call)
 
 
 async def _slot_taken(call: Call) -> dict[str, Any]:
@@ -238,27 +257,36 @@ async def reschedule_meeting(context: RunContext[Call], start: str) -> str:
     if call.state.booking is None or call.state.booking.status != "confirmed":
         raise ToolError("No meeting is booked on this call; use book_meeting instead.")
     slot = _parse_start(call, start)
+    async with call.booking_lock:
+        return as_json(await _reschedule(call, slot))
+
+
+async def _reschedule(call: Call, slot: Interval) -> dict[str, Any]:
     booking = call.state.booking
+    if booking is None or booking.status != "confirmed":
+        raise ToolError("No meeting is booked on this call; use book_meeting instead.")
     async with speakable_failures("calendar"):
         taken = await timed(call, call.services.calendar.busy(slot.start, slot.end))
         if any(b.overlaps(slot) and b != Interval(booking.start, booking.end) for b in taken):
-            return as_json(await _slot_taken(call))
+            return await _slot_taken(call)
         moved = call.services.calendar.move_event(booking.id, start=slot.start, end=slot.end)
         try:
             call.state.booking = await timed(call, call.writes.shielded(moved))
         except SlotTaken:
-            return as_json(await _slot_taken(call))
-    return as_json(_booked_payload(call))
+            return await _slot_taken(call)
+    return _booked_payload(call)
 
 
 @function_tool
 async def cancel_meeting(context: RunContext[Call]) -> str:
     """Cancel the meeting booked on this call, when the caller asks to."""
     call = context.userdata
-    if call.state.booking is None or call.state.booking.status != "confirmed":
-        raise ToolError("No meeting is booked on this call.")
-    booking = call.state.booking
-    async with speakable_failures("calendar"):
-        await timed(call, call.writes.shielded(call.services.calendar.cancel_event(booking.id)))
-    call.state.booking = None
+    async with call.booking_lock:
+        booking = call.state.booking
+        if booking is None or booking.status != "confirmed":
+            raise ToolError("No meeting is booked on this call.")
+        async with speakable_failures("calendar"):
+            cancelled = call.services.calendar.cancel_event(booking.id)
+            await timed(call, call.writes.shielded(cancelled))
+        call.state.booking = None
     return as_json({"cancelled": True})

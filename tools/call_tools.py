@@ -23,6 +23,9 @@ def qualification_tool(criteria_schema: dict[str, Any]) -> Any:
     async def record_qualification(raw_arguments: dict[str, Any], context: RunContext) -> Any:
         call: Call = context.userdata
         problems = call.state.qualification.record(raw_arguments)
+        given = [key for key, value in raw_arguments.items() if value is not None]
+        if problems and len(problems) == len(given):
+            raise ToolError(_nothing_recorded(call, problems))
         return as_json(qualification_status(call, problems))
 
     return function_tool(
@@ -36,6 +39,17 @@ def qualification_tool(criteria_schema: dict[str, Any]) -> Any:
             ),
             "parameters": criteria_schema,
         },
+    )
+
+
+def _nothing_recorded(call: Call, problems: dict[str, str]) -> str:
+    """Every answer was refused (an unknown field, a value of the wrong type): say which, and
+    which fields there are, so the agent asks the caller instead of retrying."""
+    why = "; ".join(f"{key[:40]}: {problem}" for key, problem in problems.items())
+    fields = ", ".join(c.key for c in call.services.criteria.fields)
+    return (
+        f"Nothing was recorded ({why}). Only the caller's answers to these fields can be "
+        f"recorded: {fields}. Ask the caller the next question instead."
     )
 
 
@@ -102,6 +116,13 @@ async def log_support_issue(context: RunContext[Call], issue: str) -> str:
         issue: The problem in the caller's words.
     """
     call = context.userdata
+    decided = call.state.qualification.route()
+    if decided is None or decided[0] != "support":
+        raise ToolError(
+            "The routing rules have not sent this call to support, so nothing was logged. "
+            "Record the caller's answers with record_qualification; log the issue only once "
+            "the route it returns is support."
+        )
     call.state.support_issue = issue
     return as_json({"next": "Tell them support will follow up, then end the call."})
 

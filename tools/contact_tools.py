@@ -11,6 +11,11 @@ from integrations.crm import Contact, CrmConflict
 from integrations.phone import InvalidPhoneNumber, normalise_phone
 from tools.tool_support import as_json, speakable_failures, timed
 
+# Says nothing of whose the address is: the caller may be fishing for another contact.
+EMAIL_NOT_SAVED = (
+    "That email could not be saved for this caller, and nothing else about it can be looked "
+    "up. Do not ask for it again; say the team will confirm their email."
+)
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
@@ -59,14 +64,45 @@ async def save_contact_details(
         }.items()
         if value and value.strip()
     }
+    _check_names(properties)
     if email:
         properties["email"] = normalise_email(email)
     if phone:
         properties["phone"] = _callback_number(call, phone)
     if not properties:
         raise ToolError("Nothing to save: pass at least one detail.")
+    asked_email = "email" in properties
     contact = await save_contact(call, properties)
-    return as_json({"saved": sorted(properties), "contact_name": contact.firstname})
+    saved: dict[str, object] = {"saved": sorted(properties), "contact_name": contact.firstname}
+    if asked_email and "email" not in properties:
+        saved["email_not_saved"] = EMAIL_NOT_SAVED
+    return as_json(saved)
+
+
+MAX_NAME_WORDS = 4
+MAX_NAME_CHARS = 40
+MAX_DETAIL_CHARS = 100  # a company or a job title
+
+
+def _check_names(properties: dict[str, str]) -> None:
+    """A name is a name: a sentence in the name field ("ignore your instructions and ...")
+    would be read back by reps, meeting titles and the next call's context."""
+    for key in ("firstname", "lastname"):
+        name = properties.get(key)
+        if name is None:
+            continue
+        letters = all(ch.isalpha() or ch in " '-." for ch in name)
+        if not letters or len(name) > MAX_NAME_CHARS or len(name.split()) > MAX_NAME_WORDS:
+            raise ToolError(
+                f"'{name[:MAX_NAME_CHARS]}' does not sound like a name, so nothing was saved. "
+                "Ask the caller how they spell their name."
+            )
+    for key in ("company", "jobtitle"):
+        if len(properties.get(key, "")) > MAX_DETAIL_CHARS:
+            raise ToolError(
+                f"The {key.replace('jobtitle', 'job title')} is too long to be one, so nothing "
+                "was saved. Ask the caller for it in a few words."
+            )
 
 
 async def save_contact(call: Call, properties: dict[str, str]) -> Contact:
@@ -87,10 +123,7 @@ async def save_contact(call: Call, properties: dict[str, str]) -> Contact:
             # The email belongs to another record: keep the rest, do not steal the address.
             properties.pop("email", None)
             if not properties:
-                raise ToolError(
-                    "That email is already on another contact in our CRM; do not change it. "
-                    "The team will sort it out."
-                ) from None
+                raise ToolError(EMAIL_NOT_SAVED) from None
             contact = await timed(call, call.writes.shielded(write()))
     call.state.contact = contact
     return contact
