@@ -93,6 +93,7 @@ class CallState:
     dial_failure: str | None = None  # why an outbound call never connected, e.g. "486 Busy Here"
     voicemail: VoicemailOutcome | None = None  # a machine answered, not the lead
     voicemail_reason: str | None = None  # how it was told apart, e.g. "beep", "amd:machine-vm"
+    cut_short: str | None = None  # we ended the call early, e.g. "provider outage (LLM)"
 
     @property
     def agent_stepped_aside(self) -> bool:
