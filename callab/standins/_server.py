@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Literal, Self
@@ -33,7 +34,7 @@ class StandinServer:
         self._runner: web.AppRunner | None = None
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self.outage: Outage | None = None
-        self.refused = 0  # requests answered with an outage
+        self.refused_at: list[float] = []  # time.monotonic() of each request the outage met
         self._back = asyncio.Event()
 
     def _add_routes(self, app: web.Application) -> None:
@@ -61,6 +62,10 @@ class StandinServer:
         for ws in list(self._websockets):
             await ws.close(code=1011, message=b"service unavailable")
 
+    @property
+    def refused(self) -> int:
+        return len(self.refused_at)
+
     def come_back(self) -> None:
         self.outage = None
         self._back.set()
@@ -69,7 +74,7 @@ class StandinServer:
     async def _outage_gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.outage is None:
             return await handler(request)
-        self.refused += 1
+        self.refused_at.append(time.monotonic())
         if self.outage == "hang":
             await self._back.wait()
         error = {"message": "service unavailable (stand-in outage)", "type": "server_error"}
