@@ -29,7 +29,7 @@ LLM_ATTEMPT_TIMEOUT_S = 3.0  # no answer this long: the next endpoint
 STT_ATTEMPT_TIMEOUT_S = 3.0
 TTS_ATTEMPT_TIMEOUT_S = 3.0
 CHAIN_RETRIES = 1  # the chain again once, so one blip on both endpoints does not end the call
-CHAIN_RETRY_INTERVAL_S = 0.3
+CHAIN_RETRY_INTERVAL_S = 0.3  # LiveKit makes a first retry after 0.1 s whatever this says
 OPENAI_URL = "https://api.openai.com/v1"
 
 

@@ -62,10 +62,11 @@ async def test_the_primary_llm_down_mid_call_the_fallback_answers_and_the_bookin
     switch_s = lab.llm_fallback.requests[0].received_at - lab.llm.refused_at[0]
     print(f"\nprimary LLM refused, fallback asked {switch_s * 1000:.0f} ms later")
     assert switch_s < 1.0
+    # end_call's answer ends the call: its goodbye is checked below
     assert tool_calls_in(lab.llm_fallback.requests) == [
         "save_contact_details", "record_qualification", "record_qualification",
         "set_time_zone", "offer_slots", "book_meeting",
-    ]  # fmt: skip  (end_call's answer ends the call: its goodbye is checked below)
+    ]  # fmt: skip
     (call,) = lab.hubspot.calls.values()
     assert SUMMARY in call.properties["hs_call_body"]  # the summary came from the fallback
     (note,) = lab.hubspot.notes.values()
