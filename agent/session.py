@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from livekit.agents import AgentSession, vad
+import aiohttp
+from livekit.agents import AgentSession, APIConnectOptions, llm, stt, tts, vad
+from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 from livekit.plugins import cartesia, deepgram, openai
+from pydantic import SecretStr
 
 from agent.endpointing import PhoneTurnDetector, TranscriptGate
 from calls.call import Call
@@ -19,27 +22,68 @@ STT_SAMPLE_RATE = 16000
 STT_ENDPOINTING_MS = 25
 
 
-def build_llm(voice: VoiceSettings | LlmSettings) -> openai.LLM:
-    return openai.LLM(
-        model=voice.llm_model,
-        api_key=voice.openai_api_key.get_secret_value(),
-        base_url=voice.openai_base_url or "https://api.openai.com/v1",
-        temperature=0.3,
-        parallel_tool_calls=False,
+# With a second endpoint configured, a failing one is skipped at once (no retry on it) and a
+# hung one after these timeouts; the whole chain is tried twice before the session is told the
+# provider is down (agent/worker.py then apologises, queues a callback and hangs up).
+LLM_ATTEMPT_TIMEOUT_S = 3.0  # no answer this long: the next endpoint
+STT_ATTEMPT_TIMEOUT_S = 3.0
+TTS_ATTEMPT_TIMEOUT_S = 3.0
+CHAIN_RETRIES = 1  # the chain again once, so one blip on both endpoints does not end the call
+CHAIN_RETRY_INTERVAL_S = 0.3  # LiveKit makes a first retry after 0.1 s whatever this says
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+def build_llm(voice: VoiceSettings | LlmSettings) -> Any:
+    """The OpenAI-compatible LLM; over a second endpoint too when one is configured."""
+    primary = _openai(voice.llm_model, voice.openai_api_key, voice.openai_base_url or OPENAI_URL)
+    if isinstance(voice, LlmSettings) or not voice.llm_fallback:  # the text console: one
+        return primary
+    second = _openai(
+        voice.llm_fallback_model or voice.llm_model,
+        voice.openai_fallback_api_key or voice.openai_api_key,
+        voice.openai_fallback_base_url or voice.openai_base_url or OPENAI_URL,
     )
+    return llm.FallbackAdapter(
+        [primary, second], attempt_timeout=LLM_ATTEMPT_TIMEOUT_S, max_retry_per_llm=0,
+        retry_interval=CHAIN_RETRY_INTERVAL_S,
+    )  # fmt: skip
 
 
-def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> deepgram.STT:
-    """``tags``: Deepgram's usage tags, e.g. to tell a rep's transcript from the caller's."""
+def _openai(model: str, key: SecretStr, base_url: str) -> openai.LLM:
+    return openai.LLM(
+        model=model, api_key=key.get_secret_value(), base_url=base_url, temperature=0.3,
+        parallel_tool_calls=False,
+    )  # fmt: skip
+
+
+def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> Any:
+    """Deepgram; over a second endpoint too when one is configured. ``tags``: Deepgram's
+    usage tags, e.g. to tell a rep's transcript from the caller's."""
+    primary = _deepgram(voice, voice.deepgram_api_key, voice.deepgram_base_url, tags=tags)
+    if not voice.stt_fallback:
+        return primary
+    second = _deepgram(
+        voice, voice.deepgram_fallback_api_key or voice.deepgram_api_key,
+        voice.deepgram_fallback_base_url or voice.deepgram_base_url, tags=tags,
+    )  # fmt: skip
+    return stt.FallbackAdapter(
+        [primary, second], attempt_timeout=STT_ATTEMPT_TIMEOUT_S, max_retry_per_stt=0,
+        retry_interval=CHAIN_RETRY_INTERVAL_S,
+    )  # fmt: skip
+
+
+def _deepgram(
+    voice: VoiceSettings, key: SecretStr, base_url: str | None, *, tags: list[str] | None
+) -> deepgram.STT:
     kwargs: dict[str, Any] = {}
     if tags:
         kwargs["tags"] = tags
-    if voice.deepgram_base_url:
-        kwargs["base_url"] = voice.deepgram_base_url
+    if base_url:
+        kwargs["base_url"] = base_url
     return deepgram.STT(
         model=voice.deepgram_model,
         language=voice.stt_language,
-        api_key=voice.deepgram_api_key.get_secret_value(),
+        api_key=key.get_secret_value(),
         sample_rate=STT_SAMPLE_RATE,
         interim_results=True,
         punctuate=True,
@@ -51,16 +95,56 @@ def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> deepgra
     )
 
 
-def build_tts(voice: VoiceSettings) -> cartesia.TTS:
+def build_tts(voice: VoiceSettings, *, http_session: aiohttp.ClientSession | None = None) -> Any:
+    """Cartesia; over a second endpoint too when one is configured. ``http_session``: for use
+    outside a call (the worker's prewarm)."""
+    primary = _cartesia(voice, voice.cartesia_api_key, voice.cartesia_base_url, http_session)
+    if not voice.tts_fallback:
+        return primary
+    second = _cartesia(
+        voice, voice.cartesia_fallback_api_key or voice.cartesia_api_key,
+        voice.cartesia_fallback_base_url or voice.cartesia_base_url, http_session,
+    )  # fmt: skip
+    return tts.FallbackAdapter([primary, second], max_retry_per_tts=0)
+
+
+def _cartesia(
+    voice: VoiceSettings,
+    key: SecretStr,
+    base_url: str | None,
+    http_session: aiohttp.ClientSession | None,
+) -> cartesia.TTS:
     kwargs: dict[str, Any] = {}
-    if voice.cartesia_base_url:
-        kwargs["base_url"] = voice.cartesia_base_url
+    if base_url:
+        kwargs["base_url"] = base_url
+    if http_session is not None:
+        kwargs["http_session"] = http_session
     return cartesia.TTS(
         model=voice.cartesia_model,
         voice=voice.cartesia_voice,
-        api_key=voice.cartesia_api_key.get_secret_value(),
+        api_key=key.get_secret_value(),
         **kwargs,
     )
+
+
+def connect_options(voice: VoiceSettings) -> SessionConnectOptions:
+    """The session's retries: a provider with a second endpoint gets the short chain above;
+    one without keeps LiveKit's defaults (three retries), as before."""
+    default = SessionConnectOptions()
+    return SessionConnectOptions(
+        stt_conn_options=_chain(STT_ATTEMPT_TIMEOUT_S) if voice.stt_fallback
+        else default.stt_conn_options,
+        llm_conn_options=_chain(LLM_ATTEMPT_TIMEOUT_S) if voice.llm_fallback
+        else default.llm_conn_options,
+        tts_conn_options=_chain(TTS_ATTEMPT_TIMEOUT_S) if voice.tts_fallback
+        else default.tts_conn_options,
+    )  # fmt: skip
+
+
+def _chain(timeout_s: float) -> APIConnectOptions:
+    return APIConnectOptions(
+        max_retry=CHAIN_RETRIES, retry_interval=CHAIN_RETRY_INTERVAL_S, timeout=timeout_s,
+    )  # fmt: skip
 
 
 def turn_detector(language: str = "en-US") -> PhoneTurnDetector:
@@ -88,6 +172,7 @@ def build_session(
         vad=vad_model,
         userdata=call,
         max_tool_steps=5,
+        conn_options=connect_options(voice),
         user_away_timeout=user_away_timeout,
         turn_handling={
             "turn_detection": detector,

@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from livekit import api, rtc
@@ -26,6 +27,7 @@ from calls.call_files import CallFiles
 from calls.state import CallState, Direction, Lead
 from calls.wrapup import WrapUp
 from dialer import AttemptRef, OutcomeReporter, build_reporter, open_store
+from dialer.policy import DialPolicy
 from integrations.crm import Contact
 from integrations.errors import IntegrationError
 from integrations.masking import mask
@@ -33,6 +35,7 @@ from integrations.outbox import Outbox
 from integrations.phone import InvalidPhoneNumber, normalise_phone
 from journal import CallJournal
 from metrics import CallMetrics, forget_finished_processes
+from outage import OutageCallbacks, OutageGuard, prepare_apology
 from recording import CallRecorder
 from transfer import (
     ConsoleOffers,
@@ -85,6 +88,14 @@ def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
     proc.userdata["roster"] = Roster(queue)  # the reps warm transfers go to
     proc.userdata["offers"] = ConsoleOffers(queue)  # transfers offered at the rep console
     proc.userdata["hold_music"] = hold_music_file(settings.integrations.data_dir / "cache")
+    proc.userdata["queue"] = queue
+    proc.userdata["dial_policy"] = DialPolicy.from_settings(settings.dialer, settings.business)
+    # Said when a provider is down mid-call, so recorded now, while the TTS answers.
+    proc.userdata["apology"] = prepare_apology(
+        settings.integrations.data_dir / "cache",
+        voice_key=f"{settings.voice.cartesia_model}:{settings.voice.cartesia_voice}",
+        make_tts=lambda http: build_tts(settings.voice, http_session=http),
+    )
     proc.userdata["vad"] = silero.VAD.load(
         min_silence_duration=settings.voice.vad_min_silence_seconds
     )
@@ -195,6 +206,7 @@ async def _run_call(
             await reports.completed(state, recorded)
 
     ctx.add_shutdown_callback(record_call)
+    outage_guard(ctx, settings, call, session, by_attempt=reports is not None)
     ctx.add_shutdown_callback(desk.aclose)
     journal.follow(session)
     session.on("metrics_collected", lambda ev: log_turn_metrics(ev.metrics))
@@ -297,6 +309,19 @@ def transfer_desk(
         ),
         tts_engine=tts_engine, hold_music=ctx.proc.userdata["hold_music"],
         stt_engine=build_stt(settings.voice, tags=[REP_TRANSCRIPT_TAG]), now=call.services.now,
+    )  # fmt: skip
+
+
+def outage_guard(
+    ctx: JobContext, settings: WorkerSettings, call: Call, session: Any, *, by_attempt: bool
+) -> OutageGuard:
+    """Every endpoint of a provider down: the recorded apology, a callback, the hang-up."""
+    callbacks = OutageCallbacks(
+        ctx.proc.userdata["queue"], ctx.proc.userdata["dial_policy"], by_attempt=by_attempt
+    )
+    return OutageGuard(
+        session, call, clips=ctx.proc.userdata["apology"], callbacks=callbacks,
+        callback_after=timedelta(minutes=settings.business.outage_callback_minutes),
     )  # fmt: skip
 
 

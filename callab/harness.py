@@ -121,6 +121,7 @@ class LabConfig:
     log_level: str = "INFO"
     with_sip: bool = True  # our SIP bridge: every call is a SIP call; off for dispatch-only tests
     tagged_utterances: Mapping[str, Sequence[str]] = field(default_factory=dict)  # by STT tag
+    fallback_llm: bool = False  # a second LLM stand-in, the worker's OPENAI_FALLBACK_BASE_URL
 
 
 class CallLab:
@@ -135,6 +136,11 @@ class CallLab:
         )  # fmt: skip
         self.llm = OpenAIChatStandin(script=config.script, ttft_ms=config.latencies.llm_ttft_ms)
         self.tts = CartesiaTTSStandin(ttfb_ms=config.latencies.tts_ttfb_ms)
+        self.llm_fallback = (
+            OpenAIChatStandin(script=config.script, ttft_ms=config.latencies.llm_ttft_ms)
+            if config.fallback_llm
+            else None
+        )
         self.hubspot: Any = None
         self.calendar: Any = None
         self.worker: subprocess.Popen[bytes] | None = None
@@ -168,8 +174,9 @@ class CallLab:
         self.config.workdir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.stack.start)
         self._exits.callback(self.stack.stop)
-        for server in (self.stt, self.llm, self.tts):
-            await self._exits.enter_async_context(server)
+        for server in (self.stt, self.llm, self.tts, self.llm_fallback):
+            if server is not None:
+                await self._exits.enter_async_context(server)
         vendor_env = self._start_vendor_fakes() if self.config.vendors else {}
         self._lkapi = api.LiveKitAPI(self.stack.url, self.stack.api_key, self.stack.api_secret)
         self._worker_started_env = {**self.worker_env(), **vendor_env}
@@ -201,6 +208,11 @@ class CallLab:
             "OPENAI_BASE_URL": self.llm.base_url,
             "CARTESIA_API_KEY": "e2e-test",
             "CARTESIA_BASE_URL": self.tts.base_url,
+            **(
+                {"OPENAI_FALLBACK_BASE_URL": self.llm_fallback.base_url}
+                if self.llm_fallback
+                else {}
+            ),
             "DATA_DIR": str(self.config.workdir / "data"),
             "LOG_LEVEL": self.config.log_level,
             "PYTHONUNBUFFERED": "1",

@@ -95,6 +95,7 @@ class CallState:
     voicemail: VoicemailOutcome | None = None  # a machine answered, not the lead
     voicemail_reason: str | None = None  # how it was told apart, e.g. "beep", "amd:machine-vm"
     recording: str | None = None  # the call's recording under DATA_DIR, once closed
+    cut_short: str | None = None  # we ended the call early, e.g. "provider outage (LLM)"
 
     @property
     def agent_stepped_aside(self) -> bool:

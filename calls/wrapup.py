@@ -140,6 +140,7 @@ def call_facts(state: CallState) -> dict[str, str]:
         ("not_reached", state.dial_failure),
         ("voicemail", _voicemail_fact(state)),
         ("do_not_call", "yes" if state.do_not_call else None),
+        ("cut_short", state.cut_short),
         ("call_back_at", state.callback_at.isoformat() if state.callback_at else None),
     ):
         if value:

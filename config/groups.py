@@ -110,6 +110,9 @@ class BusinessSettings(BaseSettings):
     routing_file: Path | None = Field(
         None, description="who takes transfers: your own file instead of prompts/routing.yaml"
     )
+    outage_callback_minutes: float = Field(
+        30, gt=0, le=10080, description="a call cut short by a provider outage: call back after"
+    )
 
     @field_validator("routing_file", mode="before")
     @classmethod
@@ -156,12 +159,55 @@ class VoiceSettings(BaseSettings):
     cartesia_base_url: str | None = None
     cartesia_model: str = "sonic-3"
     cartesia_voice: str = "f786b574-daa5-4673-aa0c-cbe3e8534c02"
+    # A second endpoint per provider, used when the first fails (LiveKit's fallback adapters);
+    # any of a provider's fallback settings set turns its fallback on, the rest default to the
+    # primary's. Unset: the provider's plugin alone, as before.
+    deepgram_fallback_base_url: str | None = Field(None, description="second STT endpoint")
+    deepgram_fallback_api_key: SecretStr | None = Field(None, description="its key")
+    openai_fallback_base_url: str | None = Field(None, description="second LLM endpoint")
+    openai_fallback_api_key: SecretStr | None = Field(None, description="its key")
+    llm_fallback_model: str | None = Field(None, description="its model")
+    cartesia_fallback_base_url: str | None = Field(None, description="second TTS endpoint")
+    cartesia_fallback_api_key: SecretStr | None = Field(None, description="its key")
     min_endpointing_delay: float = Field(0.4, ge=0)
     max_endpointing_delay: float = Field(2.5, gt=0)
     preemptive_generation: bool = True
     vad_min_silence_seconds: float = Field(0.55, gt=0, le=3)
     min_interruption_seconds: float = Field(0.4, gt=0, le=3)
     noise_cancellation: Literal["off", "bvc", "bvc_telephony"] = "off"
+
+    @field_validator(
+        "deepgram_fallback_base_url", "deepgram_fallback_api_key", "openai_fallback_base_url",
+        "openai_fallback_api_key", "llm_fallback_model", "cartesia_fallback_base_url",
+        "cartesia_fallback_api_key",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator(
+        "deepgram_fallback_base_url", "openai_fallback_base_url", "cartesia_fallback_base_url"
+    )
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(f"expected an http(s):// or ws(s):// URL; got {value!r}")
+        return value
+
+    @property
+    def stt_fallback(self) -> bool:
+        return bool(self.deepgram_fallback_base_url or self.deepgram_fallback_api_key)
+
+    @property
+    def llm_fallback(self) -> bool:
+        return bool(
+            self.openai_fallback_base_url or self.openai_fallback_api_key or self.llm_fallback_model
+        )
+
+    @property
+    def tts_fallback(self) -> bool:
+        return bool(self.cartesia_fallback_base_url or self.cartesia_fallback_api_key)
 
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

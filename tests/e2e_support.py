@@ -15,6 +15,7 @@ from callab.audio import AudioToolMissing
 from callab.harness import CallLab, LabConfig
 from callab.phone import TestPhone
 from localstack import StackNotInstalled
+from outage import apology_lines
 
 StartLab = Callable[..., Awaitable[CallLab]]
 
@@ -58,7 +59,10 @@ async def eventually(check: Callable[[], Any], *, limit_s: float = 30.0) -> Any:
 
 
 def spoken_texts(lab: CallLab) -> list[str]:
-    return [context.text for context in lab.tts.contexts if context.text]
+    """What the TTS was asked to say on calls; the outage apology, which each worker records
+    ahead of time at its start (outage/), is left out."""
+    recorded_ahead = set(apology_lines().values())
+    return [c.text for c in lab.tts.contexts if c.text and c.text not in recorded_ahead]
 
 
 def zone_at_midday(now: datetime) -> str:

@@ -254,7 +254,7 @@ async def test_an_outbound_call_that_cannot_be_placed_is_still_recorded(
     assert "not_found" in logged["qualification"]["not_reached"]
     (contact,) = world.contacts()
     assert contact["phone"] == CALLER and contact["id"] == logged["contact_id"]
-    assert lab.tts.contexts == []  # nobody answered, so nothing was said
+    assert spoken_texts(lab) == []  # nobody answered, so nothing was said
     # Every line of the call carries its call id and room, stamped by the job's log context.
     records = lab.worker_log_records()
     ours = [r for r in records if r["msg"].startswith(("outbound call", "call written"))]
@@ -353,7 +353,7 @@ async def test_a_busy_lead_is_recorded_with_the_sip_status(
         (logged,) = await eventually(world.logged_calls, limit_s=60)
     assert logged["disposition"] == "not_reached"
     assert logged["qualification"]["not_reached"].startswith("486")
-    assert lab.tts.contexts == []
+    assert spoken_texts(lab) == []
 
 
 async def test_inbound_call_over_sip_is_routed_by_our_dispatch_rule_and_answered(

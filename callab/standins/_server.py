@@ -8,10 +8,15 @@ import json
 import logging
 import signal
 import sys
+import time
 import weakref
-from typing import Self
+from collections.abc import Awaitable, Callable
+from typing import Literal, Self
 
 from aiohttp import web
+
+Outage = Literal["error", "hang"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class StandinServer:
@@ -28,6 +33,9 @@ class StandinServer:
         self._port = port
         self._runner: web.AppRunner | None = None
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self.outage: Outage | None = None
+        self.refused_at: list[float] = []  # time.monotonic() of each request the outage met
+        self._back = asyncio.Event()
 
     def _add_routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -46,8 +54,34 @@ class StandinServer:
     def base_url(self) -> str:
         return self.origin
 
+    async def go_down(self, how: Outage = "error") -> None:
+        """The provider goes down: its open websockets close, and every request from now on
+        gets a 503 (``error``) or never an answer (``hang``), until ``come_back``."""
+        self.outage = how
+        self._back.clear()
+        for ws in list(self._websockets):
+            await ws.close(code=1011, message=b"service unavailable")
+
+    @property
+    def refused(self) -> int:
+        return len(self.refused_at)
+
+    def come_back(self) -> None:
+        self.outage = None
+        self._back.set()
+
+    @web.middleware
+    async def _outage_gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.outage is None:
+            return await handler(request)
+        self.refused_at.append(time.monotonic())
+        if self.outage == "hang":
+            await self._back.wait()
+        error = {"message": "service unavailable (stand-in outage)", "type": "server_error"}
+        return web.json_response({"error": error}, status=503)
+
     async def start(self) -> Self:
-        app = web.Application()
+        app = web.Application(middlewares=[self._outage_gate])
         self._add_routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
@@ -59,6 +93,7 @@ class StandinServer:
     async def aclose(self) -> None:
         if self._runner is None:
             return
+        self._back.set()  # a hung request must not hold the shutdown
         # open websockets would otherwise hold cleanup() for its whole shutdown timeout
         for ws in list(self._websockets):
             await ws.close()
