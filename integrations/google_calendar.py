@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,13 +34,17 @@ from integrations.errors import (
 )
 from integrations.google_errors import translate_http_error, translate_refresh_error
 from integrations.google_events import (
+    PHONE_TAG,
     claim_order,
     event_body,
     event_from,
+    hold_body,
     holds,
     meet_link,
     meet_request,
     parse_instant,
+    parse_when,
+    phone_tag,
     when,
 )
 from integrations.scheduling import (
@@ -101,6 +106,7 @@ class GoogleCalendar:
         timeout_s: float = 10.0,
         retry: RetryPolicy = DEFAULT_RETRY,
         claim_settle_s: float = 0.005,
+        hold_ids: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._service = service
         self._event_api = service.events()
@@ -110,6 +116,7 @@ class GoogleCalendar:
         self._timeout_s = timeout_s
         self._retry = retry
         self._claim_settle_s = claim_settle_s
+        self._hold_ids = hold_ids
 
     @classmethod
     def from_service_account(
@@ -204,7 +211,11 @@ class GoogleCalendar:
         except _Handled:
             # The id is taken: by an earlier attempt of this same booking, or another one.
             created = await self._settle_duplicate(request, body)
-        await self._claim_slot(request, created)
+        try:
+            await self._claim_slot(Interval(request.start, request.end), created)
+        except IntegrationError:  # lost the slot, or cannot tell: never keep a maybe-double
+            await self._withdraw(request.event_id)
+            raise
         return await self._invite(created, attendees)
 
     async def get_event(self, event_id: str) -> Event | None:
@@ -222,6 +233,9 @@ class GoogleCalendar:
             return  # 410 Gone: already cancelled, which is what was asked
 
     async def move_event(self, event_id: str, *, start: datetime, end: datetime) -> Event:
+        """Claim the new time with a silent hold event (inserted like a booking, so it races
+        bookings and other moves by the same rule), then move the event and drop the hold. A
+        lost claim leaves the meeting where it was and its attendee unaware of the attempt."""
         _require_span(start, end)
         resource = await self._get_resource(event_id)
         if resource is None or resource.get("status") == "cancelled":
@@ -230,11 +244,32 @@ class GoogleCalendar:
         if (current.start, current.end) == (start, end):
             return current  # a retried move: no second round of notifications
         zone = resource["start"].get("timeZone", "UTC")
-        body = {"start": when(start, zone), "end": when(end, zone)}
-        patch = self._event_api.patch(
-            calendarId=self._calendar_id, eventId=event_id, body=body, sendUpdates="all"
-        )
-        return event_from(await self._call("move event", patch, writes=True))
+        span = Interval(start, end)
+        hold = await self._hold(span, zone=zone, moving=event_id)
+        try:
+            await self._claim_slot(span, hold, ours={event_id})
+            body = {"start": when(start, zone), "end": when(end, zone)}
+            patch = self._event_api.patch(
+                calendarId=self._calendar_id, eventId=event_id, body=body, sendUpdates="all"
+            )
+            return event_from(await self._call("move event", patch, writes=True))
+        finally:
+            await self._release(hold["id"])
+
+    async def forget_phone(self, phone_e164: str, *, now: datetime) -> list[str]:
+        """An erasure request: delete every booking made for this number (found by the hash
+        ``event_body`` wrote). A meeting still to come is cancelled with notice to its guests,
+        so nobody waits for it; a past one goes silently. A repeat finds nothing."""
+        tag = f"{PHONE_TAG}={phone_tag(phone_e164)}"
+        removed = []
+        for resource in await self._list_events(privateExtendedProperty=tag):
+            try:
+                past = parse_when(resource["end"]) <= now
+            except (KeyError, TypeError, ValueError):
+                past = False
+            await self._delete("forget event", resource["id"], notify=not past)
+            removed.append(str(resource["id"]))
+        return removed
 
     async def aclose(self) -> None:
         self._service.close()
@@ -285,8 +320,32 @@ class GoogleCalendar:
         resource: dict[str, Any] = await self._call("reopen event", patch, writes=True)
         return resource
 
-    async def _claim_slot(self, request: EventRequest, mine: dict[str, Any]) -> None:
-        """Keep the booking only if no other event in its time was created before it.
+    async def _hold(self, span: Interval, *, zone: str, moving: str) -> dict[str, Any]:
+        body = hold_body(self._hold_ids(), span, zone=zone, moving=moving)
+        insert = self._event_api.insert(calendarId=self._calendar_id, body=body, sendUpdates="none")
+        try:
+            resource: dict[str, Any] = await self._call(
+                "hold slot", insert, handled={409}, writes=True
+            )
+        except _Handled:  # our own insert, answered on an earlier attempt
+            existing = await self._get_resource(body["id"])
+            if existing is None:
+                raise EventConflict(f"hold id {body['id']} is taken but not readable") from None
+            return existing
+        return resource
+
+    async def _release(self, hold_id: str) -> None:
+        """Drop a hold; one left behind only blocks a slot, so a failure here is logged."""
+        try:
+            await self._withdraw(hold_id)
+        except IntegrationError as err:
+            logger.warning("google calendar: hold %s left in place: %s", hold_id, err)
+
+    async def _claim_slot(
+        self, span: Interval, mine: dict[str, Any], *, ours: Collection[str] = ()
+    ) -> None:
+        """Raise ``SlotTaken`` unless no other event in ``span`` was created before ``mine``
+        (``ours``: events of the same claim, such as the meeting a hold is moving).
 
         Google has no conditional insert, so two callers booking one slot can both insert.
         Each then lists the events in the slot; the one created first (creation time, then
@@ -296,30 +355,28 @@ class GoogleCalendar:
         can never share our creation time.
         """
         await asyncio.sleep(self._claim_settle_s)
-        span = Interval(request.start, request.end)
-        try:
-            others = [e for e in await self._events_in(span) if e.get("id") != mine["id"]]
-        except IntegrationError:
-            await self._withdraw(request.event_id)  # cannot tell: never keep a maybe-double
-            raise
-        ours = claim_order(mine)
-        earlier = [e for e in others if holds(e, span) and claim_order(e) < ours]
+        listed = await self._list_events(timeMin=span.start.isoformat(),
+                                         timeMax=span.end.isoformat())  # fmt: skip
+        skip = {mine["id"], *ours}
+        order = claim_order(mine)
+        earlier = [
+            e for e in listed
+            if e.get("id") not in skip and holds(e, span) and claim_order(e) < order
+        ]  # fmt: skip
         if earlier:
-            await self._withdraw(request.event_id)
             raise SlotTaken(f"event {earlier[0].get('id')} holds {span.start.isoformat()}")
 
-    async def _events_in(self, span: Interval) -> list[dict[str, Any]]:
+    async def _list_events(self, **filters: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         page: str | None = None
         while True:
             listing = self._event_api.list(
                 calendarId=self._calendar_id,
-                timeMin=span.start.isoformat(),
-                timeMax=span.end.isoformat(),
                 singleEvents=True,
                 showDeleted=False,
                 maxResults=250,
                 pageToken=page,
+                **filters,
             )
             answer = await self._call("list events", listing)
             items.extend(answer.get("items", []))
@@ -328,13 +385,18 @@ class GoogleCalendar:
                 return items
 
     async def _withdraw(self, event_id: str) -> None:
+        await self._delete("withdraw event", event_id, notify=False)
+
+    async def _delete(self, what: str, event_id: str, *, notify: bool) -> None:
         delete = self._event_api.delete(
-            calendarId=self._calendar_id, eventId=event_id, sendUpdates="none"
+            calendarId=self._calendar_id,
+            eventId=event_id,
+            sendUpdates="all" if notify else "none",
         )
         try:
-            await self._call("withdraw event", delete, handled={404, 410}, writes=True)
+            await self._call(what, delete, handled={404, 410}, writes=True)
         except _Handled:
-            return
+            return  # already gone
 
     async def _invite(
         self, resource: dict[str, Any], attendees: list[dict[str, str]] | None

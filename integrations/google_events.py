@@ -5,12 +5,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from integrations.errors import InvalidRequest
 from integrations.scheduling import CalendarError, Event, EventRequest, Interval
+
+# Private extended properties: seen only through this calendar, never by attendees.
+PHONE_TAG = "agentCallerPhoneSha256"  # the booking's caller, hashed, for erasure requests
+HOLD_TAG = "agentHoldFor"  # a slot held while this event id is moved into it
 
 
 def event_body(request: EventRequest) -> dict[str, Any]:
@@ -29,7 +34,27 @@ def event_body(request: EventRequest) -> dict[str, Any]:
         body["attendees"] = [attendee]
     if request.with_meet_link:
         body["conferenceData"] = meet_request(request.event_id)
+    if request.caller_phone:
+        body["extendedProperties"] = {"private": {PHONE_TAG: phone_tag(request.caller_phone)}}
     return body
+
+
+def phone_tag(phone_e164: str) -> str:
+    """A hash, so the calendar never holds the number itself. It is not anonymous: phone
+    numbers are few enough to hash them all and compare."""
+    return hashlib.sha256(f"sales-agent caller {phone_e164}".encode()).hexdigest()
+
+
+def hold_body(hold_id: str, span: Interval, *, zone: str, moving: str) -> dict[str, Any]:
+    """A silent, attendee-less event that claims ``span`` for a move (see ``move_event``)."""
+    return {
+        "id": hold_id,
+        "status": "confirmed",
+        "summary": "Held while a meeting is moved here",
+        "start": when(span.start, zone),
+        "end": when(span.end, zone),
+        "extendedProperties": {"private": {HOLD_TAG: moving}},
+    }
 
 
 def meet_request(request_id: str) -> dict[str, Any]:

@@ -43,6 +43,8 @@ class EventRequest:
     attendee_email: str | None = None
     attendee_name: str | None = None
     with_meet_link: bool = True
+    # E.164. Google keeps only a hash of it on the event, to find it on an erasure request.
+    caller_phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +81,9 @@ class Calendar(Protocol):
     async def cancel_event(self, event_id: str) -> None: ...
 
     async def move_event(self, event_id: str, *, start: datetime, end: datetime) -> Event:
-        """Move the event. The embedded calendar raises ``SlotTaken`` (and changes nothing)
-        when another event holds the time; Google's has no such guard (the tool's free/busy
-        check is all a move gets)."""
+        """Move the event. Raises ``SlotTaken`` (and changes nothing) when another event holds
+        the time: of a move and a booking (or two moves) racing for one slot, exactly one
+        gets it."""
         ...
 
     async def aclose(self) -> None: ...

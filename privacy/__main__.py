@@ -33,9 +33,14 @@ def _parser() -> argparse.ArgumentParser:
 
 async def forget_command(phone: str, settings: PrivacySettings) -> int:
     store = open_store(settings.queue, data_dir=settings.integrations.data_dir)
-    eraser = eraser_for(
-        settings.integrations, queue=store, default_region=settings.business.default_region
-    )
+    try:
+        eraser = eraser_for(
+            settings.integrations, queue=store, default_region=settings.business.default_region
+        )
+    except SettingsError as exc:
+        store.close()
+        print(exc, file=sys.stderr)
+        return 2
     try:
         report = await eraser.forget(phone)
     except InvalidPhoneNumber as exc:
@@ -45,7 +50,7 @@ async def forget_command(phone: str, settings: PrivacySettings) -> int:
         store.close()
     print(json.dumps(report.as_dict(), indent=2))
     if not report.complete:
-        print(report.crm_error, file=sys.stderr)
+        print("; ".join(report.errors), file=sys.stderr)
         return 1
     return 0
 

@@ -18,7 +18,10 @@ def contact_routes(router: APIRouter, eraser: ContactEraser) -> None:
         responses={
             200: {"description": "everything we kept for this number is gone: the report"},
             422: {"description": "not a phone number; nothing was changed"},
-            503: {"description": "our stores are clean, the CRM did not finish: send it again"},
+            503: {
+                "description": "our stores are clean, the CRM or the calendar did not finish: "
+                "send it again"
+            },
         },
     )
     async def forget_contact(phone: str) -> Any:

@@ -2,15 +2,16 @@
 
 Our stores: the dialer's queue (calls, attempts, result webhooks, idempotency records), the
 embedded CRM and calendar, the CRM outbox, and each call's journal and recording under the
-data directory. The CRM, when it is HubSpot, GDPR-deletes the contact. Every step is
-idempotent: a second run finds nothing, and a run the CRM cut short is finished by the next.
+data directory. The CRM, when it is HubSpot, GDPR-deletes the contact; Google Calendar, when
+configured, deletes the meetings booked for the number. Every step is idempotent: a second run
+finds nothing, and a run the CRM or the calendar cut short is finished by the next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,20 +43,30 @@ class CrmErasure(Protocol):
     async def forget_phone(self, phone_e164: str) -> dict[str, list[str]]: ...
 
 
+class CalendarErasure(Protocol):
+    async def forget_phone(self, phone_e164: str, *, now: datetime) -> list[str]: ...
+
+
 @dataclass
 class ForgetReport:
     phone: str
     removed: dict[str, int] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)
     crm_error: str | None = None  # the CRM part failed; running again finishes it
+    calendar_error: str | None = None  # the same for the (Google) calendar
 
     @property
     def complete(self) -> bool:
-        return self.crm_error is None
+        return self.crm_error is None and self.calendar_error is None
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for e in (self.crm_error, self.calendar_error) if e is not None]
 
     def as_dict(self) -> dict[str, Any]:
         return {"phone": self.phone, "complete": self.complete, "removed": self.removed,
-                "kept": self.kept, "crm_error": self.crm_error}  # fmt: skip
+                "kept": self.kept, "crm_error": self.crm_error,
+                "calendar_error": self.calendar_error}  # fmt: skip
 
 
 class ContactEraser:
@@ -65,12 +76,16 @@ class ContactEraser:
         queue: QueueErasure,
         data_dir: Path,
         crm: CrmErasure | None = None,
+        calendar: CalendarErasure | None = None,
         default_region: str = "US",
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._queue = queue
         self._data_dir = data_dir
         self._crm = crm
+        self._calendar = calendar
         self._region = default_region
+        self._now = now
 
     async def forget(self, raw_phone: str) -> ForgetReport:
         """Raises ``InvalidPhoneNumber`` (nothing touched) for a number that is not one."""
@@ -89,6 +104,7 @@ class ContactEraser:
         report.removed["call_files"] = await asyncio.to_thread(self._forget_files, phone, call_ids)
         if await asyncio.to_thread(self._queue.is_dnc, phone):
             report.kept.append("do_not_call: the number stays listed so it is never called again")
+        await self._forget_in_calendar(phone, report)
         await self._forget_in_crm(phone, report)
         logger.info("privacy: forgot %s: %s", mask(phone), report.removed)
         return report
@@ -134,6 +150,19 @@ class ContactEraser:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    async def _forget_in_calendar(self, phone: str, report: ForgetReport) -> None:
+        if self._calendar is None:
+            return
+        try:
+            gone = await self._calendar.forget_phone(phone, now=self._now())
+        except IntegrationError as exc:
+            report.calendar_error = (
+                f"the calendar did not complete the deletion ({exc}); run this again"
+            )
+            logger.warning("privacy: calendar deletion for %s failed: %s", mask(phone), exc)
+            return
+        report.removed["calendar_events"] = len(gone)
 
     async def _forget_in_crm(self, phone: str, report: ForgetReport) -> None:
         if self._crm is None:

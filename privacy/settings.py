@@ -10,9 +10,10 @@ from config import (
     IntegrationSettings,
     QueueSettings,
     RetentionSettings,
+    SettingsError,
     load_settings,
 )
-from privacy.forget import ContactEraser, CrmErasure, QueueErasure
+from privacy.forget import CalendarErasure, ContactEraser, CrmErasure, QueueErasure
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,25 @@ def crm_for(integrations: IntegrationSettings) -> CrmErasure | None:
     )
 
 
+def calendar_for(integrations: IntegrationSettings) -> CalendarErasure | None:
+    """Google Calendar when configured; the embedded calendar is erased with the embedded CRM."""
+    key_file = integrations.google_service_account_file
+    if key_file is None:
+        return None
+    if not key_file.exists():
+        raise SettingsError(
+            f"GOOGLE_SERVICE_ACCOUNT_FILE points at {key_file}, which does not exist."
+        )
+    from integrations.google_calendar import GoogleCalendar
+
+    return GoogleCalendar.from_service_account(
+        key_file,
+        delegated_user=integrations.google_delegated_user,
+        calendar_id=integrations.google_calendar_id,
+        base_url=integrations.google_base_url,
+    )
+
+
 def eraser_for(
     integrations: IntegrationSettings, *, queue: QueueErasure, default_region: str
 ) -> ContactEraser:
@@ -46,5 +66,6 @@ def eraser_for(
         queue=queue,
         data_dir=integrations.data_dir,
         crm=crm_for(integrations),
+        calendar=calendar_for(integrations),
         default_region=default_region,
     )

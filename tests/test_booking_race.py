@@ -3,7 +3,8 @@
 In one process, a booking that lands between our free/busy check and our insert is caught
 at the insert, on both backends. Then the real race: two worker processes
 (``tests/booking_racer.py``) book the same slot at the same moment through the real
-``book_meeting`` tool, against one embedded SQLite file or one (fake) Google Calendar.
+``book_meeting`` tool, against one embedded SQLite file or one (fake) Google Calendar; and
+a reschedule (``reschedule_meeting``) races a booking, or another reschedule, into one slot.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PHONES = ("+14155550101", "+14155550102")
 ROUNDS = 16  # per backend; every other round holds free/busy so both racers pass the check
 HOLD_S = 0.15
+MOVE_ROUNDS = 8  # per backend: a move against a booking, then two moves, with and without hold
 
 
 def racing_slots(count: int) -> list[Interval]:
@@ -114,23 +116,30 @@ def racers(backend_args: list[str]) -> Iterator[list[subprocess.Popen[str]]]:
             proc.wait(timeout=30)
 
 
-def race(procs: list[subprocess.Popen[str]], round_: int, slot: Interval) -> list[dict[str, Any]]:
+Order = dict[str, Any]
+
+
+def order(call: str, action: str, slot: Interval, *, round_: int) -> Order:
+    """Start together in 0.3 s; even rounds slow free/busy so both pass the check."""
     hold = HOLD_S if round_ % 2 == 0 else 0.0
-    order = {
-        "round": round_,
-        "start": slot.start.isoformat(),
-        "at": time.time() + 0.3,
-        "hold_s": hold,
-    }
-    for proc in procs:
+    return {"call": call, "action": action, "start": slot.start.isoformat(),
+            "at": time.time() + 0.3, "hold_s": hold}  # fmt: skip
+
+
+def send(orders: list[tuple[subprocess.Popen[str], Order]]) -> list[dict[str, Any]]:
+    for proc, one in orders:
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(order) + "\n")
+        proc.stdin.write(json.dumps(one) + "\n")
         proc.stdin.flush()
     answers = []
-    for proc in procs:
+    for proc, _one in orders:
         assert proc.stdout is not None
         answers.append(json.loads(proc.stdout.readline()))
     return answers
+
+
+def race(procs: list[subprocess.Popen[str]], round_: int, slot: Interval) -> list[dict[str, Any]]:
+    return send([(p, order(f"race-{round_}", "book", slot, round_=round_)) for p in procs])
 
 
 def check_round(answers: list[dict[str, Any]], slot: Interval, round_: int) -> None:
@@ -138,8 +147,8 @@ def check_round(answers: list[dict[str, Any]], slot: Interval, round_: int) -> N
     assert len(booked) == 1, f"round {round_}: {answers}"
     [lost] = [a for a in answers if not a["booked"]]
     assert slot.start.isoformat() not in [s["start"] for s in lost["slots"]]
-    if round_ % 2 == 0:  # both passed the free/busy check: the insert decided
-        assert all(a["inserted"] for a in answers), f"round {round_}: {answers}"
+    if round_ % 2 == 0:  # both passed the free/busy check: the insert (or move) decided
+        assert all(a["wrote"] for a in answers), f"round {round_}: {answers}"
 
 
 def embedded_meetings(path: Path, slot: Interval) -> list[str]:
@@ -222,3 +231,72 @@ async def test_a_store_locked_by_another_process_past_the_timeout_is_unavailable
     other.close()
     assert (await EmbeddedCalendar(store).create_event(request)).status == "confirmed"
     store.close()
+
+
+# a reschedule racing a booking, and two reschedules
+
+
+def move_rounds() -> Iterator[tuple[int, Interval, tuple[Interval, Interval]]]:
+    """Each round's target slot and the two racers' own slots to move from."""
+    slots = racing_slots(MOVE_ROUNDS * 3)
+    for round_ in range(MOVE_ROUNDS):
+        target, first, second = slots[round_ * 3 : round_ * 3 + 3]
+        yield round_, target, (first, second)
+
+
+def both_move(round_: int) -> bool:
+    return round_ % 4 >= 2  # rounds 0, 1: racer 0 moves, racer 1 books; 2, 3: both move
+
+
+def book_origins(procs: list[subprocess.Popen[str]], round_: int,
+                 origins: tuple[Interval, Interval]) -> None:  # fmt: skip
+    movers = procs if both_move(round_) else procs[:1]
+    setup = [(p, {**order(f"move-{round_}", "book", o, round_=1), "at": 0})
+             for p, o in zip(movers, origins, strict=False)]  # fmt: skip
+    assert all(a["booked"] for a in send(setup)), f"round {round_}"
+
+
+def race_moves(procs: list[subprocess.Popen[str]], round_: int,
+               target: Interval) -> list[dict[str, Any]]:  # fmt: skip
+    second = "reschedule" if both_move(round_) else "book"
+    actions = ("reschedule", second)
+    return send([(p, order(f"move-{round_}", a, target, round_=round_))
+                 for p, a in zip(procs, actions, strict=True)])  # fmt: skip
+
+
+def check_origins(answers: list[dict[str, Any]], round_: int, origins: tuple[Interval, Interval],
+                  meetings_at: Callable[[Interval], int]) -> None:  # fmt: skip
+    """A mover that won left its old time; one that lost kept its meeting there."""
+    movers = 2 if both_move(round_) else 1
+    for answer, origin in list(zip(answers, origins, strict=True))[:movers]:
+        expected = 0 if answer["booked"] else 1
+        assert meetings_at(origin) == expected, f"round {round_}: {answers}"
+
+
+def test_reschedules_racing_on_the_embedded_calendar_leave_one_meeting(tmp_path):
+    store = tmp_path / "embedded.sqlite3"
+    with racers(["embedded", "--store", str(store)]) as procs:
+        for round_, target, origins in move_rounds():
+            book_origins(procs, round_, origins)
+            answers = race_moves(procs, round_, target)
+            check_round(answers, target, round_)
+            assert len(embedded_meetings(store, target)) == 1, f"round {round_}"
+            check_origins(answers, round_, origins, lambda s: len(embedded_meetings(store, s)))
+
+
+def test_reschedules_racing_on_google_calendar_leave_one_meeting(tmp_path):
+    with FakeGoogleCalendar(calendar_id="sales@example.com") as google:
+        key_file = tmp_path / "service-account.json"
+        key_file.write_text(json.dumps(google.new_service_account_key("agent@example.iam")))
+        args = ["google", "--base-url", google.base_url, "--key-file", str(key_file)]
+        with racers(args) as procs:
+            for round_, target, origins in move_rounds():
+                book_origins(procs, round_, origins)
+                before = len(google.writes)
+                answers = race_moves(procs, round_, target)
+                check_round(answers, target, round_)
+                [held] = google_meetings(google, target)
+                check_origins(answers, round_, origins, lambda s: len(google_meetings(google, s)))
+                # Only the winner's meeting told its attendee; the loser's attempt went unseen.
+                noticed = {w.event_id for w in google.writes[before:] if w.send_updates != "none"}
+                assert noticed == {held["id"]}, f"round {round_}"

@@ -502,9 +502,34 @@ async def test_move_event(calendar: GoogleCalendar, fake: FakeGoogleCalendar) ->
         "timeZone": "America/New_York",
     }
     assert stored["end"]["dateTime"] == "2026-03-04T11:45:00-05:00"
-    assert fake.writes[-1] == Write("events.patch", EVENT_ID, "all")
+    # The new time is claimed by a silent hold, then the move alone is announced.
+    hold = fake.writes[len(BOOKED)].event_id
+    assert fake.writes[len(BOOKED) :] == [
+        Write("events.insert", hold, "none"),
+        Write("events.patch", EVENT_ID, "all"),
+        Write("events.delete", hold, "none"),
+    ]
+    assert fake.events[hold]["status"] == "cancelled"
     assert (moved.start, moved.end) == (start, start + timedelta(minutes=45))
     assert moved.meet_link == stored["hangoutLink"]
+
+
+async def test_a_move_into_a_slot_taken_after_the_check_leaves_the_meeting_alone(
+    calendar: GoogleCalendar, fake: FakeGoogleCalendar
+) -> None:
+    start = datetime(2026, 3, 4, 16, tzinfo=UTC)
+    fake.add_event(start=start, end=start + timedelta(minutes=30), event_id="taken1")
+    before = await calendar.create_event(booking())
+
+    with pytest.raises(SlotTaken):
+        await calendar.move_event(EVENT_ID, start=start, end=start + timedelta(minutes=30))
+
+    assert await calendar.get_event(EVENT_ID) == before
+    hold = fake.writes[len(BOOKED)].event_id
+    assert fake.writes[len(BOOKED) :] == [
+        Write("events.insert", hold, "none"),
+        Write("events.delete", hold, "none"),
+    ]
 
 
 async def test_move_retries_a_server_error(

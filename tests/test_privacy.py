@@ -1,7 +1,7 @@
 """Forgetting a contact by phone number (the lead API's DELETE /v1/contacts/{phone} and
 `python -m privacy forget`), and the retention sweep, against real stores: the dialer's
-queue, the embedded CRM and calendar, the CRM outbox, call files, and HubSpot through the
-real client against the fake portal."""
+queue, the embedded CRM and calendar, the CRM outbox, call files, HubSpot through the real
+client against the fake portal, and Google Calendar through the real client against its fake."""
 
 from __future__ import annotations
 
@@ -13,27 +13,33 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
 from calls.call_files import CallFiles
-from calls.slots import booking_event_id
+from calls.slots import BusinessHours, booking_event_id, candidate_slots
 from config import RetentionSettings
 from dialer.sql_store import SqlStore
 from integrations.crm import CallRecord, DealRequest
 from integrations.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
+from integrations.google_calendar import GoogleCalendar, RetryPolicy
 from integrations.hubspot_crm import HubSpotCrm
 from integrations.outbox import Outbox
 from integrations.scheduling import EventRequest
 from privacy.forget import ContactEraser
 from privacy.retention import sweep, sweep_forever
+from tests.agent_harness import new_call
 from tests.conftest import FIXED_NOW, Clock
 from tests.dialer_support import ENGINES, engine_store, make_call, make_policy
+from tests.fakes.google_calendar import FakeGoogleCalendar
 from tests.fakes.hubspot import FakeHubSpot
 from tests.leadapi_support import make_app, serving
 from tests.pg_cluster import postgres_url  # noqa: F401  (the fixture)
+from tests.worlds import make_services
+from tools.calendar_tools import book_meeting
 
 pytestmark = pytest.mark.integration
 
@@ -257,6 +263,104 @@ async def test_a_crm_outage_cleans_our_stores_and_a_second_request_finishes(
     assert finished["removed"]["crm_contacts"] == 1 and finished["removed"]["queued_calls"] == 0
     assert [r.properties.get("phone") for r in world.hubspot.contacts.values()] == [NEIGHBOUR]
     await world.crm.aclose()
+
+
+# Google Calendar
+
+
+@dataclass
+class Google:
+    fake: FakeGoogleCalendar
+    calendar: GoogleCalendar
+    eraser: ContactEraser
+    crm_store: EmbeddedStore  # the calls' CRM, apart from the stores the eraser looks in
+
+
+@pytest.fixture
+def google(world: World) -> Iterator[Google]:
+    with FakeGoogleCalendar(calendar_id="sales@example.com") as fake:
+        key_file = world.data_dir / "service-account.json"
+        key_file.write_text(json.dumps(fake.new_service_account_key("agent@example.iam")))
+        calendar = GoogleCalendar.from_service_account(
+            key_file, delegated_user="rep@example.com", calendar_id="sales@example.com",
+            base_url=fake.base_url, timeout_s=2.0, retry=RetryPolicy(attempts=2, sleep=no_sleep),
+        )  # fmt: skip
+        eraser = ContactEraser(queue=world.store, data_dir=world.data_dir, calendar=calendar,
+                               now=lambda: FIXED_NOW)  # fmt: skip
+        crm_store = EmbeddedStore(world.data_dir / "calls-crm.sqlite3", now=lambda: FIXED_NOW)
+        yield Google(fake, calendar, eraser, crm_store)
+        crm_store.close()
+
+
+async def book_on_google(google: Google, clock: Clock) -> dict[str, str]:
+    """The target's upcoming meeting, booked by the real tool on a call from their number;
+    a past one of theirs; the neighbour's; and one the agent never booked."""
+    services = make_services(EmbeddedCrm(google.crm_store), google.calendar, clock)
+    call = new_call(services, caller_phone=TARGET, call_id="room-target")
+    slot = candidate_slots(BusinessHours(), now=FIXED_NOW,
+                           days=[(FIXED_NOW + timedelta(days=2)).date()])[0]  # fmt: skip
+    context = SimpleNamespace(userdata=call)
+    booked = json.loads(
+        await book_meeting(context, start=slot.start.isoformat(), email=email(TARGET))
+    )
+    assert booked["booked"] is True and call.state.booking is not None
+    ids = {"upcoming": call.state.booking.id}
+    others = (("past", TARGET, FIXED_NOW - timedelta(days=3)),
+              ("neighbour", NEIGHBOUR, slot.start + timedelta(hours=2)))  # fmt: skip
+    for name, phone, start in others:
+        request = EventRequest(
+            event_id=booking_event_id(booking_key=phone, start=start), start=start,
+            end=start + timedelta(minutes=30), time_zone="UTC", summary="Intro", description="",
+            attendee_email=email(phone), caller_phone=phone,
+        )  # fmt: skip
+        ids[name] = (await google.calendar.create_event(request)).id
+    ids["lunch"] = google.fake.add_event(start=slot.start + timedelta(hours=4),
+                                         end=slot.start + timedelta(hours=5))["id"]  # fmt: skip
+    return ids
+
+
+def live_events(fake: FakeGoogleCalendar) -> set[str]:
+    return {e["id"] for e in fake.events.values() if e["status"] == "confirmed"}
+
+
+async def test_the_meetings_booked_for_the_number_are_deleted_from_google_calendar(
+    google: Google, clock: Clock
+) -> None:
+    ids = await book_on_google(google, clock)
+    assert TARGET.removeprefix("+") not in json.dumps(google.fake.events)  # only a hash
+    before = len(google.fake.writes)
+
+    report = await google.eraser.forget(TARGET)
+    again = await google.eraser.forget(TARGET)
+
+    assert report.complete and report.removed["calendar_events"] == 2
+    assert again.complete and again.removed["calendar_events"] == 0
+    assert live_events(google.fake) == {ids["neighbour"], ids["lunch"]}
+    # The upcoming meeting's guest is told it is off; nobody hears about the past one.
+    deletes = {(w.event_id, w.send_updates) for w in google.fake.writes[before:]}
+    assert deletes == {(ids["upcoming"], "all"), (ids["past"], "none")}
+    await google.calendar.aclose()
+
+
+async def test_a_google_outage_cleans_our_stores_and_a_second_request_finishes(
+    world: World, google: Google, clock: Clock
+) -> None:
+    ids = await book_on_google(google, clock)
+    google.fake.fail_next("events.delete", status=503, times=2)  # every attempt of the first
+    app, keys = make_app(world.store, clock, eraser=google.eraser)
+    with serving(app) as base:
+        api = client(base, keys.create("ops").token)
+        assert (await api.post("/v1/leads", json=lead(TARGET))).status_code == 202
+        cut_short = await api.delete(f"/v1/contacts/{TARGET}")
+        finished = await_json(await api.delete(f"/v1/contacts/{TARGET}"))
+
+    assert cut_short.status_code == 503
+    body = cut_short.json()
+    assert body["complete"] is False and "run this again" in body["calendar_error"]
+    assert body["removed"]["queued_calls"] == 1  # our own store was cleaned regardless
+    assert finished["removed"]["calendar_events"] == 2 and finished["removed"]["queued_calls"] == 0
+    assert live_events(google.fake) == {ids["neighbour"], ids["lunch"]}
+    await google.calendar.aclose()
 
 
 @pytest.fixture(params=ENGINES)

@@ -229,6 +229,7 @@ async def _create_event(call: Call, slot: Interval) -> Event:
         attendee_name=" ".join(filter(None, [contact.firstname, contact.lastname]))
         if contact
         else None,
+        caller_phone=call.state.caller_phone,
     )
     call.note_effect("booking", event_id=request.event_id, start=slot.start.isoformat())
     return await call.services.calendar.create_event(request)

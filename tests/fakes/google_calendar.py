@@ -24,7 +24,14 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fakes.google_events import bound, busy_periods, instant, seed_time, write_event
+from tests.fakes.google_events import (
+    bound,
+    busy_periods,
+    has_properties,
+    instant,
+    seed_time,
+    write_event,
+)
 from tests.fakes.google_http import BadRequest, Reply, Server, google_error
 from tests.fakes.google_oauth import (
     CALENDAR_SCOPE,
@@ -275,9 +282,10 @@ class FakeGoogleCalendar:
         return Reply(200, copy.deepcopy(resource))
 
     def _list(self, params: dict[str, Any]) -> Reply:
-        """Events overlapping [timeMin, timeMax) (end after timeMin, start before timeMax);
+        """Events overlapping [timeMin, timeMax) (end after timeMin, start before timeMax)
+        and having every ``privateExtendedProperty`` and ``sharedExtendedProperty`` given;
         cancelled ones only with ``showDeleted``. One page: the fake's calendars are small."""
-        query = params["query"]
+        query, lists = params["query"], params["query_lists"]
         try:
             low = instant(query["timeMin"]) if "timeMin" in query else None
             high = instant(query["timeMax"]) if "timeMax" in query else None
@@ -290,6 +298,11 @@ class FakeGoogleCalendar:
             if low is not None and bound(event["end"], self.time_zone) <= low:
                 continue
             if high is not None and bound(event["start"], self.time_zone) >= high:
+                continue
+            if not all(
+                has_properties(event, lists.get(f"{scope}ExtendedProperty", []), scope)
+                for scope in ("private", "shared")
+            ):
                 continue
             items.append(copy.deepcopy(event))
         return Reply(200, {"kind": "calendar#events", "items": items})

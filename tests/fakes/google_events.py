@@ -46,8 +46,33 @@ def write_event(
         raise BadRequest("The specified time range is empty.", "timeRangeEmpty")
     if "attendees" in body:
         resource["attendees"] = [_attendee(a) for a in body["attendees"]]
+    if replace:
+        resource.pop("extendedProperties", None)
+    _write_properties(resource, body.get("extendedProperties"))
     if query.get("conferenceDataVersion") == "1":
         _write_conference(resource, body.get("conferenceData"), replace=replace)
+
+
+def _write_properties(resource: dict[str, Any], given: dict[str, Any] | None) -> None:
+    """Merge ``private`` and ``shared`` properties key by key, as a patch does."""
+    for scope, values in (given or {}).items():
+        if scope not in ("private", "shared") or not isinstance(values, dict):
+            raise BadRequest("Invalid extended properties.", "invalid")
+        stored = resource.setdefault("extendedProperties", {}).setdefault(scope, {})
+        stored.update({str(k): str(v) for k, v in values.items()})
+
+
+def has_properties(resource: dict[str, Any], constraints: list[str], scope: str) -> bool:
+    """Google's ``privateExtendedProperty``/``sharedExtendedProperty`` filter: every
+    ``name=value`` constraint must hold."""
+    stored = resource.get("extendedProperties", {}).get(scope, {})
+    for constraint in constraints:
+        name, sep, value = constraint.partition("=")
+        if not sep:
+            raise BadRequest("Invalid extended property constraint.", "invalid")
+        if stored.get(name) != value:
+            return False
+    return True
 
 
 def _write_conference(

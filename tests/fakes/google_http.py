@@ -84,7 +84,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(google_error(404, "notFound", "Not Found"))
             return
         op, params = route
-        params["query"] = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        repeated = parse_qs(url.query)
+        params["query"] = {k: v[-1] for k, v in repeated.items()}
+        params["query_lists"] = repeated  # parameters Google allows more than once
         params["authorization"] = self.headers.get("Authorization", "")
         try:
             params["form"] = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
