@@ -29,8 +29,12 @@ def build_llm(voice: VoiceSettings | LlmSettings) -> openai.LLM:
     )
 
 
-def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> deepgram.STT:
-    """``tags``: Deepgram's usage tags, e.g. to tell a rep's transcript from the caller's."""
+def build_stt(
+    voice: VoiceSettings, *, tags: list[str] | None = None, languages: tuple[str, ...] = ()
+) -> deepgram.STT:
+    """``tags``: Deepgram's usage tags, e.g. to tell a rep's transcript from the caller's.
+    ``languages``: the business's; more than one needs Deepgram's multilingual mode, which
+    labels each transcript with the language it heard."""
     kwargs: dict[str, Any] = {}
     if tags:
         kwargs["tags"] = tags
@@ -38,7 +42,7 @@ def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> deepgra
         kwargs["base_url"] = voice.deepgram_base_url
     return deepgram.STT(
         model=voice.deepgram_model,
-        language=voice.stt_language,
+        language=stt_language(voice, languages),
         api_key=voice.deepgram_api_key.get_secret_value(),
         sample_rate=STT_SAMPLE_RATE,
         interim_results=True,
@@ -49,6 +53,14 @@ def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> deepgra
         filler_words=True,
         **kwargs,
     )
+
+
+def stt_language(voice: VoiceSettings, languages: tuple[str, ...]) -> str:
+    if len(languages) > 1:
+        return "multi"
+    if languages and not voice.stt_language.lower().startswith(languages[0]):
+        return languages[0]
+    return voice.stt_language
 
 
 def build_tts(voice: VoiceSettings) -> cartesia.TTS:

@@ -94,6 +94,8 @@ class CallState:
     voicemail: VoicemailOutcome | None = None  # a machine answered, not the lead
     voicemail_reason: str | None = None  # how it was told apart, e.g. "beep", "amd:machine-vm"
     recording: str | None = None  # the call's recording under DATA_DIR, once closed
+    language: str | None = None  # the caller's language, once it is not the business's first
+    language_supported: bool = True  # False: nobody here speaks it, a colleague calls back
 
     @property
     def agent_stepped_aside(self) -> bool:
