@@ -30,8 +30,12 @@ def instructions(business: BusinessProfile, language: str = ENGLISH) -> str:
     )
     if language == ENGLISH:
         return text
+    return text + "\n\n" + language_instruction(language)
+
+
+def language_instruction(language: str) -> str:
     lines = language_lines()
-    return text + "\n\n" + prompts.render(lines.instruction, language=lines.names[language])
+    return prompts.render(lines.instruction, language=lines.names[language]).strip()
 
 
 def language_notices(call: Call, language: str) -> str | None:
@@ -237,9 +241,9 @@ class SalesAgent(Agent):
             self._decline(choice.language, new_message)
         call.state.language = choice.language
         await self.update_instructions(instructions(call.services.business, choice.language))
-        notices = language_notices(call, choice.language)
-        if notices:
-            turn_ctx.add_message(role="system", content=notices)
+        # This turn's reply was set up with the old instructions: it is told here.
+        told = [language_instruction(choice.language), language_notices(call, choice.language)]
+        turn_ctx.add_message(role="system", content="\n".join(filter(None, told)))
         self._speak_in(choice.language)
 
     def _decline(self, language: str, new_message: llm.ChatMessage) -> NoReturn:
