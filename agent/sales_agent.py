@@ -241,9 +241,15 @@ class SalesAgent(Agent):
             self._decline(choice.language, new_message)
         call.state.language = choice.language
         await self.update_instructions(instructions(call.services.business, choice.language))
-        # This turn's reply was set up with the old instructions: it is told here.
+        # This turn's reply was set up with the old instructions: it is told here, just before
+        # the caller's words (the context keeps items in time order), which stay the last.
         told = [language_instruction(choice.language), language_notices(call, choice.language)]
-        turn_ctx.add_message(role="system", content="\n".join(filter(None, told)))
+        turn_ctx.insert(
+            llm.ChatMessage(
+                role="system", content=["\n".join(filter(None, told))],
+                created_at=new_message.created_at - 0.001,
+            )
+        )  # fmt: skip
         self._speak_in(choice.language)
 
     def _decline(self, language: str, new_message: llm.ChatMessage) -> NoReturn:
