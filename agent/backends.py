@@ -17,6 +17,7 @@ from integrations.crm import Crm
 from integrations.do_not_call import DoNotCallList, NoDoNotCallList
 from integrations.embedded import EmbeddedCalendar, EmbeddedCrm, EmbeddedStore
 from integrations.scheduling import Calendar
+from prompts.lines import check_languages
 
 logger = logging.getLogger("agent.backends")
 
@@ -41,6 +42,7 @@ def build_services(
         return store
 
     criteria = load_criteria()
+    check_languages(business.languages())
     opt_out = integrations.crm_do_not_call_property
     crm = build_crm(integrations, criteria.crm_properties() | {opt_out}, embedded)
     calendar = _build_calendar(integrations, embedded)
@@ -57,6 +59,7 @@ def build_services(
         announce_recording=business.announce_recording,
         do_not_call=do_not_call or NoDoNotCallList(),
         do_not_call_property=opt_out,
+        languages=business.languages(),
     )
 
 

@@ -22,9 +22,6 @@ class SilencePolicy:
     """
 
     def __init__(self, session: AgentSession[Call], call: Call, *, timeout_s: float) -> None:
-        closings = closing_lines()
-        self._nudges = closings.silence_nudges
-        self._goodbye = closings.silence_goodbye
         self._session = session
         self._call = call
         self._timeout_s = timeout_s
@@ -48,8 +45,9 @@ class SilencePolicy:
     def _advance(self, epoch: int) -> None:
         if self._ended or epoch != self._epoch or self._call.state.agent_stepped_aside:
             return
-        if self._count < len(self._nudges):
-            handle = self._session.say(self._nudges[self._count])
+        closings = closing_lines(language=self._call.language)  # the caller's, by now
+        if self._count < len(closings.silence_nudges):
+            handle = self._session.say(closings.silence_nudges[self._count])
             self._count += 1
             task = asyncio.create_task(self._after(handle, epoch))
             self._tasks.add(task)
@@ -57,7 +55,7 @@ class SilencePolicy:
             return
         self._ended = True
         logger.info("caller silent, ending the call")
-        goodbye = self._session.say(self._goodbye, allow_interruptions=False)
+        goodbye = self._session.say(closings.silence_goodbye, allow_interruptions=False)
         self._call.control.hang_up_after(goodbye)
 
     async def _after(self, nudge: Awaitable[object], epoch: int) -> None:
@@ -84,7 +82,8 @@ class DurationLimit:
             return
         logger.info("maximum call duration reached")
         self._session.interrupt()
-        handle = self._session.say(closing_lines().max_duration_goodbye, allow_interruptions=False)
+        goodbye = closing_lines(language=self._call.language).max_duration_goodbye
+        handle = self._session.say(goodbye, allow_interruptions=False)
         self._call.control.hang_up_after(handle)
 
     def cancel(self) -> None:

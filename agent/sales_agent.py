@@ -3,32 +3,63 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, NoReturn
 
 from livekit.agents import Agent, ChatContext, StopResponse, llm
+from livekit.agents.voice.events import UserInputTranscribedEvent
+from livekit.plugins import cartesia
 
 import prompts
 from calls.business import BusinessProfile
 from calls.call import Call
+from calls.languages import choose_language
 from calls.time_zones import zone_label
 from integrations.masking import mask
-from prompts.lines import greeting_lines
+from prompts.lines import ENGLISH, greeting_lines, language_lines
 from recording import CallRecorder
 from tools.function_tools import sales_tools
 
 
-def instructions(business: BusinessProfile) -> str:
-    return prompts.render(
+def instructions(business: BusinessProfile, language: str = ENGLISH) -> str:
+    text = prompts.render(
         prompts.load_text("system.md"),
         agent_name=business.agent_name,
         company_name=business.company_name,
         company_pitch=business.company_pitch,
         product_summary=business.product_summary,
     )
+    if language == ENGLISH:
+        return text
+    return text + "\n\n" + language_instruction(language)
+
+
+def language_instruction(language: str) -> str:
+    lines = language_lines()
+    return prompts.render(lines.instruction, language=lines.names[language]).strip()
+
+
+def language_notices(call: Call, language: str) -> str | None:
+    """What the LLM is asked to say once in the caller's language: the greeting's notices."""
+    greeting = greeting_lines(language=language)
+    said = [greeting.ai_disclosure] if call.services.announce_ai else []
+    if call.services.announce_recording:
+        said.append(greeting.recording_notice)
+    if not said:
+        return None
+    lines = language_lines()
+    return prompts.render(lines.notices, language=lines.names[language], lines=" ".join(said))
+
+
+def tts_engines(tts: Any) -> list[cartesia.TTS]:
+    """The Cartesia voices behind the session's TTS (LiveKit's FallbackAdapter keeps its list
+    private)."""
+    engines = [tts, *getattr(tts, "_tts_instances", ())]
+    return [engine for engine in engines if isinstance(engine, cartesia.TTS)]
 
 
 def greeting(call: Call) -> str:
     """The first words, rendered without the LLM so the caller hears us at once."""
-    lines = greeting_lines()
+    lines = greeting_lines(language=call.language)
     business = call.services.business
     state = call.state
     name = state.contact.firstname if state.contact else None
@@ -116,7 +147,7 @@ class SalesAgent(Agent):
         chat_ctx = ChatContext.empty()
         chat_ctx.add_message(role="system", content=call_context(call))
         super().__init__(
-            instructions=instructions(call.services.business),
+            instructions=instructions(call.services.business, call.language),
             chat_ctx=chat_ctx,
             tools=sales_tools(call.services.criteria),
         )
@@ -127,10 +158,13 @@ class SalesAgent(Agent):
         self._talking = True  # False once a mailbox answered
         self._screening = False  # True while voicemail detection has not yet decided
         self._quiet_callee: asyncio.Task[None] | None = None
+        self._heard: tuple[str | None, str] | None = None  # the latest final: language, words
 
     async def on_enter(self) -> None:
         if self._recorder is not None:  # the session's audio is up; no word is said yet
             await self._recorder.attach(self.session)
+        self.session.on("user_input_transcribed", self._on_transcript)
+        self._speak_in(self._call.language)
         if self._greet_on_enter:
             self.greet()
 
@@ -172,6 +206,7 @@ class SalesAgent(Agent):
             self.session.history.insert(new_message)
             raise StopResponse()
         if self._greeted and self._talking and not self._screening:
+            await self._follow_caller_language(turn_ctx, new_message)
             return
         # The callee's "Hello?" is answered with the opener, not the LLM (and a mailbox's
         # greeting not at all, nor anything said while the screen decides); it stays in the
@@ -182,3 +217,54 @@ class SalesAgent(Agent):
         self.session.history.insert(new_message)
         self.greet()
         raise StopResponse()
+
+    def _on_transcript(self, event: UserInputTranscribedEvent) -> None:
+        if event.is_final and event.transcript.strip():
+            self._heard = (event.language, event.transcript)
+
+    async def _follow_caller_language(
+        self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
+    ) -> None:
+        """The caller spoke another of the business's languages: go on in it. One nobody here
+        speaks: say so, in it, and end the call."""
+        heard, self._heard = self._heard, None
+        if heard is None:
+            return
+        call = self._call
+        choice = choose_language(
+            current=call.language, heard=heard[0], transcript=heard[1],
+            supported=call.services.languages,
+        )  # fmt: skip
+        if choice.action == "keep":
+            return
+        if choice.action == "unsupported":
+            self._decline(choice.language, new_message)
+        call.state.language = choice.language
+        await self.update_instructions(instructions(call.services.business, choice.language))
+        # This turn's reply was set up with the old instructions: it is told here, just before
+        # the caller's words (the context keeps items in time order), which stay the last.
+        told = [language_instruction(choice.language), language_notices(call, choice.language)]
+        turn_ctx.insert(
+            llm.ChatMessage(
+                role="system", content=["\n".join(filter(None, told))],
+                created_at=new_message.created_at - 0.001,
+            )
+        )  # fmt: skip
+        self._speak_in(choice.language)
+
+    def _decline(self, language: str, new_message: llm.ChatMessage) -> NoReturn:
+        state, lines = self._call.state, language_lines()
+        state.language, state.language_supported = language, False
+        state.ended_by_agent = True
+        name = lines.names.get(language, f"their language ({language})")
+        state.follow_up = state.follow_up or f"call back in {name}: the caller speaks it"
+        line = lines.unsupported.get(language)
+        self._speak_in(language if line else ENGLISH)
+        self.session.history.insert(new_message)
+        handle = self.session.say(line or lines.unsupported[ENGLISH], allow_interruptions=False)
+        self._call.control.hang_up_after(handle)
+        raise StopResponse()
+
+    def _speak_in(self, language: str) -> None:
+        for engine in tts_engines(self.session.tts):
+            engine.update_options(language=language)

@@ -56,15 +56,23 @@ def _openai(model: str, key: SecretStr, base_url: str) -> openai.LLM:
     )  # fmt: skip
 
 
-def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> Any:
+def build_stt(
+    voice: VoiceSettings, *, tags: list[str] | None = None, languages: tuple[str, ...] = ()
+) -> Any:
     """Deepgram; over a second endpoint too when one is configured. ``tags``: Deepgram's
-    usage tags, e.g. to tell a rep's transcript from the caller's."""
-    primary = _deepgram(voice, voice.deepgram_api_key, voice.deepgram_base_url, tags=tags)
+    usage tags, e.g. to tell a rep's transcript from the caller's. ``languages``: the
+    business's; more than one needs Deepgram's multilingual mode, which labels each
+    transcript with the language it heard."""
+    language = stt_language(voice, languages)
+    primary = _deepgram(
+        voice, voice.deepgram_api_key, voice.deepgram_base_url, tags=tags, language=language
+    )
     if not voice.stt_fallback:
         return primary
     second = _deepgram(
         voice, voice.deepgram_fallback_api_key or voice.deepgram_api_key,
         voice.deepgram_fallback_base_url or voice.deepgram_base_url, tags=tags,
+        language=language,
     )  # fmt: skip
     return stt.FallbackAdapter(
         [primary, second], attempt_timeout=STT_ATTEMPT_TIMEOUT_S, max_retry_per_stt=0,
@@ -73,7 +81,12 @@ def build_stt(voice: VoiceSettings, *, tags: list[str] | None = None) -> Any:
 
 
 def _deepgram(
-    voice: VoiceSettings, key: SecretStr, base_url: str | None, *, tags: list[str] | None
+    voice: VoiceSettings,
+    key: SecretStr,
+    base_url: str | None,
+    *,
+    tags: list[str] | None,
+    language: str,
 ) -> deepgram.STT:
     kwargs: dict[str, Any] = {}
     if tags:
@@ -82,7 +95,7 @@ def _deepgram(
         kwargs["base_url"] = base_url
     return deepgram.STT(
         model=voice.deepgram_model,
-        language=voice.stt_language,
+        language=language,
         api_key=key.get_secret_value(),
         sample_rate=STT_SAMPLE_RATE,
         interim_results=True,
@@ -93,6 +106,14 @@ def _deepgram(
         filler_words=True,
         **kwargs,
     )
+
+
+def stt_language(voice: VoiceSettings, languages: tuple[str, ...]) -> str:
+    if len(languages) > 1:
+        return "multi"
+    if languages and not voice.stt_language.lower().startswith(languages[0]):
+        return languages[0]
+    return voice.stt_language
 
 
 def build_tts(voice: VoiceSettings, *, http_session: aiohttp.ClientSession | None = None) -> Any:

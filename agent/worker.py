@@ -118,7 +118,8 @@ class SpeechClients:
     @classmethod
     def build(cls, settings: WorkerSettings) -> SpeechClients:
         voice = settings.voice
-        return cls(stt=build_stt(voice), llm=build_llm(voice), tts=build_tts(voice),
+        stt = build_stt(voice, languages=settings.business.languages())
+        return cls(stt=stt, llm=build_llm(voice), tts=build_tts(voice),
                    summarizer=build_llm(voice), desk_tts=build_tts(voice))  # fmt: skip
 
 

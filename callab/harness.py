@@ -122,6 +122,8 @@ class LabConfig:
     with_sip: bool = True  # our SIP bridge: every call is a SIP call; off for dispatch-only tests
     tagged_utterances: Mapping[str, Sequence[str]] = field(default_factory=dict)  # by STT tag
     fallback_llm: bool = False  # a second LLM stand-in, the worker's OPENAI_FALLBACK_BASE_URL
+    # The language Deepgram's multilingual mode hears an utterance in, by its text (else "en").
+    utterance_languages: Mapping[str, str] = field(default_factory=dict)
 
 
 class CallLab:
@@ -132,7 +134,7 @@ class CallLab:
         )
         self.stt = DeepgramSTTStandin(
             utterances=config.utterances, final_delay_ms=config.latencies.stt_final_ms,
-            tagged=config.tagged_utterances,
+            tagged=config.tagged_utterances, languages=config.utterance_languages,
         )  # fmt: skip
         self.llm = OpenAIChatStandin(script=config.script, ttft_ms=config.latencies.llm_ttft_ms)
         self.tts = CartesiaTTSStandin(ttfb_ms=config.latencies.tts_ttfb_ms)

@@ -36,6 +36,7 @@ class Services:
     announce_recording: bool = True
     do_not_call: DoNotCallList = field(default_factory=NoDoNotCallList)
     do_not_call_property: str = "do_not_call"  # the CRM contact property set to "true"
+    languages: tuple[str, ...] = ("en",)  # the business's languages; the first greets
 
 
 @dataclass
@@ -51,6 +52,14 @@ class Call:
 
     def now(self) -> datetime:
         return self.services.now()
+
+    @property
+    def language(self) -> str:
+        """The language the agent speaks on this call now."""
+        state = self.state
+        if state.language is not None and state.language_supported:
+            return state.language
+        return self.services.languages[0]
 
     def note_effect(self, kind: str, **data: str) -> None:
         """A vendor write about to be made (a booking's event id, say): noted first, so a crash

@@ -96,6 +96,8 @@ class CallState:
     voicemail_reason: str | None = None  # how it was told apart, e.g. "beep", "amd:machine-vm"
     recording: str | None = None  # the call's recording under DATA_DIR, once closed
     cut_short: str | None = None  # we ended the call early, e.g. "provider outage (LLM)"
+    language: str | None = None  # the caller's language, once it is not the business's first
+    language_supported: bool = True  # False: nobody here speaks it, a colleague calls back
 
     @property
     def agent_stepped_aside(self) -> bool:

@@ -142,10 +142,17 @@ def call_facts(state: CallState) -> dict[str, str]:
         ("do_not_call", "yes" if state.do_not_call else None),
         ("cut_short", state.cut_short),
         ("call_back_at", state.callback_at.isoformat() if state.callback_at else None),
+        ("language", _language_fact(state)),
     ):
         if value:
             facts[label] = value
     return facts
+
+
+def _language_fact(state: CallState) -> str | None:
+    if state.language is None:
+        return None
+    return state.language if state.language_supported else f"{state.language}, unsupported"
 
 
 def _voicemail_fact(state: CallState) -> str | None:

@@ -113,11 +113,23 @@ class BusinessSettings(BaseSettings):
     outage_callback_minutes: float = Field(
         30, gt=0, le=10080, description="a call cut short by a provider outage: call back after"
     )
+    supported_languages: str = Field(
+        "en", description="ISO 639-1 codes callers are answered in, csv; the first greets"
+    )
 
     @field_validator("routing_file", mode="before")
     @classmethod
     def _empty_routing_is_default(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("supported_languages")
+    @classmethod
+    def _language_codes(cls, value: str) -> str:
+        language_codes(value)
+        return value
+
+    def languages(self) -> tuple[str, ...]:
+        return language_codes(self.supported_languages)
 
     @field_validator("business_time_zone")
     @classmethod
@@ -208,6 +220,14 @@ class VoiceSettings(BaseSettings):
     @property
     def tts_fallback(self) -> bool:
         return bool(self.cartesia_fallback_base_url or self.cartesia_fallback_api_key)
+
+
+def language_codes(value: str) -> tuple[str, ...]:
+    """``"en,es"`` as language codes, in order, each once."""
+    codes = tuple(dict.fromkeys(c.strip().lower() for c in value.split(",") if c.strip()))
+    if not codes or not all(len(c) == 2 and c.isalpha() and c.isascii() for c in codes):
+        raise ValueError(f"languages must be two-letter codes like en,es; got {value!r}")
+    return codes
 
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -191,7 +191,7 @@ async def end_call(context: RunContext[Call]) -> None:
     goodbye for you: do not say goodbye yourself."""
     call = context.userdata
     call.state.ended_by_agent = True  # the record's outcome comes from what happened, not from us
-    goodbye = closing_lines().goodbye[call.state.disposition()]
+    goodbye = closing_lines(language=call.language).goodbye[call.state.disposition()]
     handle = context.session.say(goodbye, allow_interruptions=False)
     # Awaiting the goodbye here would wait on this tool's own turn: hang up from outside it.
     call.control.hang_up_after(handle)

@@ -39,6 +39,7 @@ class ContextRecord:
     model_id: str
     voice: Mapping[str, Any]
     output_format: Mapping[str, Any]
+    language: str | None = None  # the request's `language`, as Cartesia takes it ("es")
     transcripts: list[str] = field(default_factory=list)
     first_audio_ms: float | None = None  # from the first transcript to the first audio byte
     audio_seconds: float = 0.0
@@ -284,6 +285,7 @@ def _record_for(data: Mapping[str, Any], *, context_id: str) -> ContextRecord:
         model_id=str(data.get("model_id", "")),
         voice=dict(data.get("voice") or {}),
         output_format=dict(data["output_format"]),
+        language=str(data["language"]) if data.get("language") else None,
     )
 
 

@@ -18,6 +18,9 @@ class Transcript:
     end: float
     confidence: float = 0.98
     punctuated: bool = True
+    # With `language=multi`, Deepgram labels the words and the alternative with the language it
+    # heard; None: a single-language request, which carries no label.
+    language: str | None = None
 
     def words(self) -> list[dict[str, Any]]:
         tokens = self.text.split()
@@ -35,6 +38,8 @@ class Transcript:
             }
             if self.punctuated:
                 word["punctuated_word"] = token
+            if self.language is not None:
+                word["language"] = self.language
             words.append(word)
             cursor = word_end
         return words
@@ -42,7 +47,10 @@ class Transcript:
     def alternative(self) -> dict[str, Any]:
         words = self.words()
         transcript = self.text if self.punctuated else " ".join(w["word"] for w in words)
-        return {"transcript": transcript, "confidence": self.confidence, "words": words}
+        alternative = {"transcript": transcript, "confidence": self.confidence, "words": words}
+        if self.language is not None:
+            alternative["languages"] = [self.language]
+        return alternative
 
     def head(self, word_count: int) -> Transcript:
         """The first `word_count` words, as an interim result would show them."""
@@ -56,6 +64,7 @@ class Transcript:
             end=end,
             confidence=self.confidence,
             punctuated=self.punctuated,
+            language=self.language,
         )
 
 

@@ -24,6 +24,7 @@ class ListenOptions:
     punctuated: bool
     utterance_end_ms: int | None
     tags: tuple[str, ...]
+    language: str = "en"
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], tags: Sequence[str]) -> ListenOptions:
@@ -45,6 +46,7 @@ class ListenOptions:
             punctuated=flag("punctuate", False) or flag("smart_format", False),
             utterance_end_ms=int(utterance_end) if utterance_end else None,
             tags=tuple(tags),
+            language=query.get("language", "en"),
         )
 
 
@@ -104,6 +106,7 @@ class LiveSession:
         sender: WebSocketSender,
         detector: EnergyDetector,
         next_text: Callable[[], str | None],
+        language_of: Callable[[str], str],
         final_delay_s: float,
         interim_interval_s: float,
         confidence: float,
@@ -114,6 +117,7 @@ class LiveSession:
         self._sender = sender
         self._detector = detector
         self._next_text = next_text
+        self._language_of = language_of
         self._final_delay_s = final_delay_s
         self._interim_interval_s = interim_interval_s
         self._confidence = confidence
@@ -237,4 +241,5 @@ class LiveSession:
             end=end,
             confidence=self._confidence,
             punctuated=self._opts.punctuated,
+            language=self._language_of(text) if self._opts.language == "multi" else None,
         )

@@ -63,6 +63,7 @@ class DeepgramSTTStandin(StandinServer):
         detection: DetectionSettings | None = None,
         confidence: float = 0.98,
         tagged: Mapping[str, Sequence[str]] | None = None,
+        languages: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -70,10 +71,13 @@ class DeepgramSTTStandin(StandinServer):
         detected).
         `interim_interval_ms`: audio time between interim results (0 disables them;
         they are also off unless the client asks with interim_results=true). `tagged`: the
-        scripts of streams that send that tag (a second speaker transcribed on its own)."""
+        scripts of streams that send that tag (a second speaker transcribed on its own).
+        `languages`: the language of an utterance, by its text, that a `language=multi` stream
+        labels it with (any other: "en")."""
         super().__init__(host=host, port=port)
         self.script = list(utterances)
         self.tagged = {tag: list(texts) for tag, texts in (tagged or {}).items()}
+        self.languages = dict(languages or {})
         self.final_delay_ms = final_delay_ms
         self.interim_interval_ms = interim_interval_ms
         self.detection = detection or DetectionSettings()
@@ -147,6 +151,7 @@ class DeepgramSTTStandin(StandinServer):
             sender=WebSocketSender(ws),
             detector=self.new_detector(opts),
             next_text=lambda: self.next_text(key),
+            language_of=lambda text: self.languages.get(text, "en"),
             final_delay_s=self.final_delay_ms / 1000,
             interim_interval_s=self.interim_interval_ms / 1000,
             confidence=self.confidence,
