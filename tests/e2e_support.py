@@ -61,8 +61,13 @@ async def eventually(check: Callable[[], Any], *, limit_s: float = 30.0) -> Any:
 def spoken_texts(lab: CallLab) -> list[str]:
     """What the TTS was asked to say on calls; the outage apology, which each worker records
     ahead of time at its start (outage/), is left out."""
+    return [c.text for c in spoken_contexts(lab)]
+
+
+def spoken_contexts(lab: CallLab) -> list[Any]:
+    """The TTS requests made on calls (text, language ...), as `spoken_texts`."""
     recorded_ahead = set(apology_lines().values())
-    return [c.text for c in lab.tts.contexts if c.text and c.text not in recorded_ahead]
+    return [c for c in lab.tts.contexts if c.text and c.text not in recorded_ahead]
 
 
 def zone_at_midday(now: datetime) -> str:

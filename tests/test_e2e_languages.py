@@ -11,7 +11,7 @@ import pytest
 from callab.phone import TestPhone
 from callab.scenarios import CALLER, Line, agent_turn, script
 from prompts.lines import closing_lines
-from tests.e2e_support import StartLab, eventually, spoken_texts
+from tests.e2e_support import StartLab, eventually, spoken_contexts, spoken_texts
 from tests.worlds import EmbeddedWorld
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +47,7 @@ async def test_a_spanish_caller_is_answered_in_spanish_and_the_record_says_so(
     await phone.line_closes(limit_s=60)
 
     assert {tuple(s.params["language"]) for s in lab.stt.sessions} == {("multi",)}
-    spoken = [c for c in lab.tts.contexts if c.text]
+    spoken = spoken_contexts(lab)
     assert spoken[0].language == "en"  # the greeting, before the caller said a word
     assert [c.text for c in spoken[1:]] == [
         SPANISH_ANSWER, closing_lines(language="es").goodbye["nurture"],
