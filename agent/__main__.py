@@ -26,7 +26,6 @@ from integrations.crm import Crm
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox
 from integrations.scheduling import Calendar
-from journal import recover_forever
 from metrics.multiprocess import DIRECTORY_VARIABLE
 from privacy import sweep_forever
 
@@ -100,6 +99,7 @@ async def replay_outbox_forever(settings: WorkerSettings) -> None:
 
 async def recover_interrupted_calls(settings: WorkerSettings) -> None:
     """Calls whose job process died mid-call, recorded from their journals (journal/)."""
+    from journal import recover_forever  # imports livekit.agents: after metrics_for
 
     def build() -> tuple[Crm, Calendar]:
         services = build_services(settings.integrations, settings.business)

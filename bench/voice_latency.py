@@ -407,7 +407,7 @@ def _agent_lines() -> list[str]:
         business=load_business_profile(), announce_ai=True, announce_recording=True
     )
     state = SimpleNamespace(contact=None, lead=None, direction="inbound")
-    call = SimpleNamespace(services=services, state=state)
+    call = SimpleNamespace(services=services, state=state, language="en")
     texts = [greeting(call)]  # type: ignore[arg-type]  # only these fields are read
     texts += [str(s["say"]) for s in BENCH_SCRIPT.raw_steps if s.get("say")]
     return [part for text in texts for part in re.split(r"(?<=[.!?;:])\s+", text)]
