@@ -64,7 +64,7 @@ def test_each_fallback_wraps_both_endpoints_and_inherits_what_it_does_not_set() 
     both = voice(
         openai_base_url="http://one/v1", openai_fallback_base_url="http://two/v1",
         llm_fallback_model="small-model", deepgram_fallback_api_key="dg2",
-        cartesia_fallback_base_url="http://tts-two",
+        cartesia_base_url="http://tts-one", cartesia_fallback_base_url="http://tts-two",
     )  # fmt: skip
     chain = build_llm(both)
     assert isinstance(chain, llm.FallbackAdapter)
@@ -81,7 +81,7 @@ def test_each_fallback_wraps_both_endpoints_and_inherits_what_it_does_not_set() 
     voice_out = build_tts(both)
     assert isinstance(voice_out, tts.FallbackAdapter)
     assert [i._opts.base_url for i in voice_out._tts_instances] == [
-        "https://api.cartesia.ai", "http://tts-two",
+        "http://tts-one", "http://tts-two",
     ]  # fmt: skip
     assert connect_options(both).llm_conn_options.max_retry == 1
 
