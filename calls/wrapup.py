@@ -16,7 +16,7 @@ from livekit.agents import ChatContext, llm
 from calls.call import Call
 from calls.state import CallState
 from calls.transcript import summarise, transcript_text
-from integrations.crm import CallRecord, DealRequest, record_call
+from integrations.crm import CallRecord, Crm, DealRequest, record_call
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox
 
@@ -61,22 +61,21 @@ class WrapUp:
             disposition=state.disposition(),
         )
         draft = draft_record(self._call, transcript=transcript, summary=summary)
-        return await self._write(draft.record, draft.deal, draft.contact_updates)
+        return await write_or_queue(self._call.services.crm, self._outbox, draft)
 
-    async def _write(
-        self, record: CallRecord, deal: DealRequest | None, updates: dict[str, str]
-    ) -> WrapUpResult:
-        try:
-            async with asyncio.timeout(WRITE_TIMEOUT_S):
-                written = await record_call(
-                    self._call.services.crm, record, deal, contact_updates=updates
-                )
-        except (IntegrationError, TimeoutError) as exc:
-            logger.error("CRM write failed, queued in the outbox: %r", exc)
-            self._outbox.put(record, deal, contact_updates=updates, error=repr(exc))
-            return WrapUpResult(record, None, queued=True)
-        logger.info("call written to the CRM")
-        return WrapUpResult(written.record, written.deal_id, queued=False)
+
+async def write_or_queue(crm: Crm, outbox: Outbox, draft: RecordDraft) -> WrapUpResult:
+    """Write a call record to the CRM; one it refuses or leaves in doubt goes to the outbox."""
+    record, deal, updates = draft.record, draft.deal, draft.contact_updates
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            written = await record_call(crm, record, deal, contact_updates=updates)
+    except (IntegrationError, TimeoutError) as exc:
+        logger.error("CRM write failed, queued in the outbox: %r", exc)
+        outbox.put(record, deal, contact_updates=updates, error=repr(exc))
+        return WrapUpResult(record, None, queued=True)
+    logger.info("call written to the CRM")
+    return WrapUpResult(written.record, written.deal_id, queued=False)
 
 
 @dataclass(frozen=True)

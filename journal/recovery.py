@@ -15,15 +15,15 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from calls.call_files import CallFiles
 from calls.transcript import plain_summary
-from calls.wrapup import DEAL_DISPOSITIONS, deal_stage
-from integrations.crm import CallRecord, Crm, DealRequest, record_call
+from calls.wrapup import DEAL_DISPOSITIONS, RecordDraft, deal_stage, write_or_queue
+from integrations.crm import CallRecord, Crm, DealRequest
 from integrations.errors import IntegrationError
 from integrations.outbox import Outbox, from_json
 from integrations.scheduling import Calendar
@@ -31,17 +31,9 @@ from integrations.scheduling import Calendar
 logger = logging.getLogger("journal")
 
 RECOVERY_INTERVAL_S = 10.0
-WRITE_TIMEOUT_S = 30.0
 # A journal with no facts yet may be one whose process is opening it this instant.
 YOUNG_EMPTY_S = 60.0
 INTERRUPTED = "interrupted"  # the disposition of a call whose worker died before it was decided
-
-
-@dataclass(frozen=True)
-class Recovered:
-    record: CallRecord
-    deal: DealRequest | None
-    contact_updates: dict[str, str]
 
 
 HangUp = Callable[[str], Awaitable[None]]
@@ -68,7 +60,7 @@ async def recover(
                 await _hang_up(hang_up, str(room))
             recovered = await settle(entries, calendar=calendar)
             if recovered is not None:
-                await _deliver(recovered, crm=crm, outbox=outbox)
+                await write_or_queue(crm, outbox, recovered)
                 recorded.append(recovered.record)
                 logger.warning(
                     "recovered an interrupted call",
@@ -144,7 +136,7 @@ def _young(path: Path) -> bool:
         return False
 
 
-async def settle(entries: list[dict[str, Any]], *, calendar: Calendar) -> Recovered | None:
+async def settle(entries: list[dict[str, Any]], *, calendar: Calendar) -> RecordDraft | None:
     """The record of an interrupted call from its journal: the last facts, the lines spoken,
     a booking checked against the calendar."""
     facts = next((e for e in reversed(entries) if e.get("kind") == "facts"), None)
@@ -186,7 +178,7 @@ async def settle(entries: list[dict[str, Any]], *, calendar: Calendar) -> Recove
         deal = None
     else:
         deal = replace(deal, stage=deal_stage(disposition))
-    return Recovered(record, deal, dict(facts.get("contact_updates") or {}))
+    return RecordDraft(record, deal, dict(facts.get("contact_updates") or {}))
 
 
 async def _booking(entries: list[dict[str, Any]], *, calendar: Calendar) -> tuple[bool, str] | None:
@@ -204,13 +196,3 @@ async def _booking(entries: list[dict[str, Any]], *, calendar: Calendar) -> tupl
     if event is None or event.status != "confirmed":
         return False, ""
     return True, event.start.isoformat()
-
-
-async def _deliver(recovered: Recovered, *, crm: Crm, outbox: Outbox) -> None:
-    record, deal, updates = recovered.record, recovered.deal, recovered.contact_updates
-    try:
-        async with asyncio.timeout(WRITE_TIMEOUT_S):
-            await record_call(crm, record, deal, contact_updates=updates)
-    except (IntegrationError, TimeoutError) as exc:
-        logger.error("CRM write of an interrupted call failed, queued in the outbox: %r", exc)
-        outbox.put(record, deal, contact_updates=updates, error=repr(exc))

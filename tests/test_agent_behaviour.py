@@ -50,6 +50,16 @@ QUALIFY_AND_BOOK = [
 ]
 
 
+# What the caller says to QUALIFY_AND_BOOK, line by line.
+QUALIFY_AND_BOOK_LINES = (
+    "Hi, I'm Jane from Acme, we need forecasting",
+    "About twenty sellers, on HubSpot",
+    "Yes it's my call, this quarter",
+    "Yes, Pacific",
+    "The first one works, jane@acme.com",
+)
+
+
 async def finish(world, the_call, session) -> None:
     await WrapUp(the_call, summarizer=None, outbox=world.outbox).run(session.history)
 
@@ -83,13 +93,7 @@ async def test_known_caller_is_greeted_by_name_and_not_asked_again(world):
 async def test_new_lead_is_qualified_and_booked(world):
     the_call = new_call(world.services, caller_phone=CALLER)
     async with running_agent(the_call, QUALIFY_AND_BOOK) as (session, scripted, hangups):
-        for line in (
-            "Hi, I'm Jane from Acme, we need forecasting",
-            "About twenty sellers, on HubSpot",
-            "Yes it's my call, this quarter",
-            "Yes, Pacific",
-            "The first one works, jane@acme.com",
-        ):
+        for line in QUALIFY_AND_BOOK_LINES:
             await session.run(user_input=line)
         await asyncio.sleep(0.1)
     await finish(world, the_call, session)

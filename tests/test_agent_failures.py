@@ -98,7 +98,7 @@ async def test_a_whole_call_through_a_hubspot_storm_is_written_once(vendor):
     """429s on every kind of request, 5xx on reads, a call create that times out after it
     took effect and a note create whose connection drops after it took effect, plus a
     calendar hiccup: the call still books, and the CRM ends with one of everything."""
-    from tests.test_agent_behaviour import QUALIFY_AND_BOOK
+    from tests.test_agent_behaviour import QUALIFY_AND_BOOK, QUALIFY_AND_BOOK_LINES
 
     hubspot = vendor.hubspot
     hubspot.fail_next("POST", status=429, retry_after=0.01, times=3)  # within the retries
@@ -109,13 +109,7 @@ async def test_a_whole_call_through_a_hubspot_storm_is_written_once(vendor):
     vendor.google.fail_next("freebusy.query", status=503, times=1)
     the_call = new_call(vendor.services, caller_phone=CALLER)
     async with running_agent(the_call, QUALIFY_AND_BOOK) as (session, _llm, hangups):
-        for line in (
-            "Hi, I'm Jane from Acme, we need forecasting",
-            "About twenty sellers, on HubSpot",
-            "Yes it's my call, this quarter",
-            "Yes, Pacific",
-            "The first one works, jane@acme.com",
-        ):
+        for line in QUALIFY_AND_BOOK_LINES:
             await session.run(user_input=line)
         await asyncio.sleep(0.1)
     result = await WrapUp(the_call, summarizer=None, outbox=vendor.outbox).run(session.history)

@@ -17,20 +17,12 @@ from integrations.scheduling import EventRequest
 from journal import CallJournal, recover
 from tests.agent_harness import new_call, running_agent
 from tests.scripted_llm import say
-from tests.test_agent_behaviour import CALLER, QUALIFY_AND_BOOK
+from tests.test_agent_behaviour import CALLER, QUALIFY_AND_BOOK, QUALIFY_AND_BOOK_LINES
 
 # Up to the booking; the call is cut off before the goodbye.
 TO_BOOKING = [*QUALIFY_AND_BOOK[:-1], say("You're booked.")]
 
 pytestmark = pytest.mark.integration
-
-LINES_TO_BOOKING = (
-    "Hi, I'm Jane from Acme, we need forecasting",
-    "About twenty sellers, on HubSpot",
-    "Yes it's my call, this quarter",
-    "Yes, Pacific",
-    "The first one works, jane@acme.com",
-)
 
 
 async def _recover(world, data_dir):
@@ -45,7 +37,7 @@ async def test_a_call_cut_off_after_booking_is_recorded_once_as_interrupted(worl
     journal = CallJournal.open(the_call, data_dir=data_dir)
     async with running_agent(the_call, TO_BOOKING) as (session, _llm, _h):
         journal.follow(session)
-        for line in LINES_TO_BOOKING:
+        for line in QUALIFY_AND_BOOK_LINES:
             await session.run(user_input=line)
         await asyncio.sleep(0.1)
         # Still going: the journal is locked, so nothing is recovered.
@@ -77,7 +69,7 @@ async def test_a_finished_call_leaves_no_journal_and_is_not_recorded_twice(world
     journal = CallJournal.open(the_call, data_dir=data_dir)
     async with running_agent(the_call, QUALIFY_AND_BOOK) as (session, _llm, _h):
         journal.follow(session)
-        for line in LINES_TO_BOOKING:
+        for line in QUALIFY_AND_BOOK_LINES:
             await session.run(user_input=line)
         await asyncio.sleep(0.1)
     recorded = await WrapUp(the_call, summarizer=None, outbox=world.outbox).run(session.history)
