@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -54,6 +55,7 @@ PAUSE_S = 1.5  # the caller's mid-sentence pause
 BARGE_AFTER_S = 1.5  # the caller talks over the long answer this far into it
 CALL_LIMIT_S = 150.0
 SAMPLE_S = 0.5
+MEMORY_EVERY = 4  # samples: memory every 2 s (smaps reads cost the load CPU)
 TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
     "min_endpointing_delay": "MIN_ENDPOINTING_DELAY",
     "max_endpointing_delay": "MAX_ENDPOINTING_DELAY",
@@ -111,13 +113,22 @@ async def _reply_ms(phone: TestPhone, ended_at: float) -> float:
 
 
 class TreeSampler:
-    """CPU seconds and resident memory of a process and all its descendants, sampled."""
+    """CPU seconds and memory of a process and all its descendants, sampled.
+
+    Memory is counted three ways. RSS summed over the tree counts every page the forkserver
+    shares with its job processes once per process, so it overstates; PSS (each shared page
+    split between the processes that map it) sums to what the tree really holds; USS (the
+    pages only that process maps) is what a process costs the machine beyond the others."""
 
     def __init__(self, pid: int) -> None:
         self._root = psutil.Process(pid)
         self._cpu: dict[int, float] = {}
         self._first: dict[int, float] = {}
         self.peak_rss = 0
+        self.peak_pss = 0
+        # per process: its peak USS and PSS (bytes), for what one job process costs
+        self.process_peaks: dict[int, tuple[int, int]] = {}
+        self._samples = 0
         self._task: asyncio.Task[None] | None = None
 
     def _processes(self) -> Iterator[psutil.Process]:
@@ -125,23 +136,44 @@ class TreeSampler:
             yield self._root
             yield from self._root.children(recursive=True)
 
-    def sample(self) -> None:
-        rss = 0
+    def sample(self, *, memory: bool = True) -> None:
+        rss = pss = 0
         for process in self._processes():
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 times = process.cpu_times()
-                rss += process.memory_info().rss
                 self._cpu[process.pid] = times.user + times.system
                 self._first.setdefault(process.pid, self._cpu[process.pid])
-        self.peak_rss = max(self.peak_rss, rss)
+                if not memory:
+                    continue
+                full = process.memory_full_info()  # reads smaps: slower, so not every sample
+                rss, pss = rss + full.rss, pss + full.pss
+                uss0, pss0 = self.process_peaks.get(process.pid, (0, 0))
+                self.process_peaks[process.pid] = (max(uss0, full.uss), max(pss0, full.pss))
+        if memory:
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
 
     def cpu_seconds(self) -> float:
         return sum(self._cpu[pid] - self._first[pid] for pid in self._cpu)
 
-    def rss_now(self) -> int:
-        self.peak_rss, before = 0, self.peak_rss
+    def job_process_mb(self, busy: int) -> dict[str, float | None]:
+        """Median peak USS and PSS of the `busy` job processes that grew the most: those that
+        held the calls (an idle warm process stays smaller)."""
+        jobs = [peak for pid, peak in self.process_peaks.items() if pid != self._root.pid]
+        held = sorted(jobs, reverse=True)[:busy]
+        if not held:
+            return {"uss": None, "pss": None}
+        return {
+            "uss": round(statistics.median(u for u, _ in held) / 2**20, 1),
+            "pss": round(statistics.median(p for _, p in held) / 2**20, 1),
+        }
+
+    def memory_now(self) -> tuple[int, int]:
+        """(RSS, PSS) of the tree now, in bytes."""
+        peaks = self.peak_rss, self.peak_pss
+        self.peak_rss = self.peak_pss = 0
         self.sample()
-        now, self.peak_rss = self.peak_rss, max(before, self.peak_rss)
+        now = self.peak_rss, self.peak_pss
+        self.peak_rss, self.peak_pss = max(peaks[0], now[0]), max(peaks[1], now[1])
         return now
 
     async def __aenter__(self) -> TreeSampler:
@@ -159,7 +191,8 @@ class TreeSampler:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(SAMPLE_S)
-            self.sample()
+            self._samples += 1
+            self.sample(memory=self._samples % MEMORY_EVERY == 0)
 
 
 async def one_call(lab: CallLab, index: int, delay_s: float) -> tuple[CallResult, TestPhone]:
@@ -182,7 +215,7 @@ async def run_level(
     assert lab.worker is not None
     log_from = len(lab.worker_log())
     stt_from = len(lab.stt.utterances)
-    idle_rss = TreeSampler(lab.worker.pid).rss_now()
+    idle_rss, idle_pss = TreeSampler(lab.worker.pid).memory_now()
     started = time.monotonic()
     outcomes: list[tuple[CallResult, TestPhone]] = []
     async with TreeSampler(lab.worker.pid) as worker:
@@ -202,6 +235,9 @@ async def run_level(
         "worker_cpu_pct": worker.cpu_seconds() / wall * 100,
         "worker_peak_rss_mb": worker.peak_rss / 2**20,
         "worker_idle_rss_mb": idle_rss / 2**20,
+        "worker_peak_pss_mb": worker.peak_pss / 2**20,
+        "worker_idle_pss_mb": idle_pss / 2**20,
+        "job_process_mb": worker.job_process_mb(busy=max(1, min(concurrency, len(done)))),
         "bench_process_cpu_pct": bench_cpu,
         "calls": len(done),
         "errors": [r.error for r in results if r.error],
@@ -328,6 +364,7 @@ def summarise(
     return {
         "profile": profile,
         "concurrency": concurrency,
+        "placed": len(level["results"]),
         "calls": level["calls"],
         "turns": len(v2v),
         "answer_ms": percentiles([r.answer_ms for r in done if r.answer_ms is not None]),
@@ -346,6 +383,11 @@ def summarise(
         "worker_rss_mb_per_call": round(
             level["worker_peak_rss_mb"] / _served(concurrency, level), 1
         ),
+        "worker_pss_mb": round(level["worker_peak_pss_mb"], 1),
+        "worker_pss_mb_per_call": round(
+            level["worker_peak_pss_mb"] / _served(concurrency, level), 1
+        ),
+        "job_process_mb": level["job_process_mb"],
         "worker_cpu_pct": round(level["worker_cpu_pct"], 1),
     }
 
@@ -368,6 +410,7 @@ def details(run: dict[str, Any], settings: dict[str, str], level: dict[str, Any]
         "wall_s": round(level["wall_s"], 1),
         "worker_peak_rss_mb": round(level["worker_peak_rss_mb"], 1),
         "worker_idle_rss_mb": round(level["worker_idle_rss_mb"], 1),
+        "worker_idle_pss_mb": round(level["worker_idle_pss_mb"], 1),
         "bench_process_cpu_pct": level["bench_process_cpu_pct"],
         "worker_metrics_median_ms": level["worker_metrics"],
         "turns": turn_breakdown(level["results"], level["worker_turns"], PROFILES[run["profile"]]),
@@ -377,6 +420,9 @@ def details(run: dict[str, Any], settings: dict[str, str], level: dict[str, Any]
 
 async def bench(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     runs, extra = [], []
+    fixed = {"MAX_CALL_SECONDS": "600", "SILENCE_TIMEOUT_SECONDS": "30"}
+    if args.max_calls:
+        fixed["WORKER_MAX_CALLS"] = str(args.max_calls)
     for profile, settings in itertools.product(args.profile, setting_grid(args)):
         latencies = PROFILES[profile]
         with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
@@ -385,8 +431,10 @@ async def bench(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
                 script=BENCH_SCRIPT,
                 utterances=BENCH_UTTERANCES,
                 latencies=latencies,
-                settings={"MAX_CALL_SECONDS": "600", "SILENCE_TIMEOUT_SECONDS": "30", **settings},
+                settings={**fixed, **settings},
+                worker_cpus=args.pin_worker,
             )
+            levels: list[dict[str, Any]] = []
             async with CallLab(config) as lab:
                 await lab.tts.warm_up(_agent_lines(), sample_rate=24000)
                 for concurrency in args.concurrency:
@@ -395,9 +443,41 @@ async def bench(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
                     )
                     run = summarise(profile, latencies, concurrency, level)
                     runs.append(run)
+                    levels.append(run)
                     extra.append(details(run, settings, level))
                     print_row(run, extra[-1])
+            if (found := capacity(levels, worker_cpus=args.pin_worker)) is not None:
+                extra.append({"profile": profile, "settings": settings, "capacity": found})
+                print(f"    capacity: {found['text']}", flush=True)
     return runs, extra
+
+
+CAPACITY_SLACK_MS = 150.0  # a level counts while its v2v p95 is within this of one call's
+
+
+def capacity(runs: Sequence[dict[str, Any]], *, worker_cpus: frozenset[int] | None) -> dict | None:
+    """The most concurrent calls that were all answered and all served with a voice-to-voice
+    p95 within CAPACITY_SLACK_MS of the one-call level's, and that per worker CPU."""
+    base = next((r for r in runs if r["concurrency"] == 1 and r["v2v_ms"]["p95"]), None)
+    if base is None or len(runs) < 2:
+        return None
+    limit = base["v2v_ms"]["p95"] + CAPACITY_SLACK_MS
+    held = [
+        r["concurrency"] for r in runs
+        if r["calls"] == r["placed"]
+        and r["v2v_ms"]["p95"] is not None and r["v2v_ms"]["p95"] <= limit
+    ]  # fmt: skip
+    cpus = len(worker_cpus) if worker_cpus else (os.cpu_count() or 1)
+    calls = max(held, default=0)
+    where = f"on {cpus} worker CPU(s)" + (" (pinned)" if worker_cpus else " (shared with the load)")
+    return {
+        "calls": calls,
+        "worker_cpus": cpus,
+        "calls_per_core": round(calls / cpus, 1),
+        "v2v_p95_limit_ms": limit,
+        "text": f"{calls} calls with v2v p95 <= {limit:.0f} ms (one call's + "
+        f"{CAPACITY_SLACK_MS:.0f}) {where}: {calls / cpus:.1f} calls per core",
+    }
 
 
 def _agent_lines() -> list[str]:
@@ -425,7 +505,7 @@ def setting_grid(args: argparse.Namespace) -> list[dict[str, str]]:
 HEADER = (
     f"{'profile':8} {'conc':>4} {'calls':>5} {'turns':>5} {'answer p50/95':>12} "
     f"{'greet p50/p95':>14} {'v2v p50/p95':>12} {'overhead p50/p95':>17} {'barge p50/p95':>13} "
-    f"{'cut-off':>7} {'MB/call':>7} {'cpu%':>6}  settings"
+    f"{'cut-off':>7} {'PSS MB/call':>11} {'job USS':>7} {'cpu%':>6}  settings"
 )
 
 
@@ -441,7 +521,8 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
         f"{pair('answer_ms'):>12} {pair('greeting_ms'):>14} {pair('v2v_ms'):>12} "
         f"{pair('overhead_ms'):>17} "
         f"{pair('barge_in_stop_ms'):>13} {'-' if cut is None else f'{cut:.0%}':>7} "
-        f"{run['worker_rss_mb_per_call']:>7} {run['worker_cpu_pct']:>6}  {settings}",
+        f"{run['worker_pss_mb_per_call']:>11} {run['job_process_mb']['uss'] or '-':>7} "
+        f"{run['worker_cpu_pct']:>6}  {settings}",
         flush=True,
     )
     parts = run["breakdown_ms"]
@@ -456,6 +537,15 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
 
 def _floats(text: str) -> list[str]:
     return [str(float(v)) for v in text.split(",")]
+
+
+def _cpus(text: str) -> frozenset[int]:
+    cpus = frozenset(int(v) for v in text.split(","))
+    if not cpus < os.sched_getaffinity(0):
+        raise argparse.ArgumentTypeError(
+            f"needs a proper subset of this machine's CPUs {sorted(os.sched_getaffinity(0))}"
+        )
+    return cpus
 
 
 def _bools(text: str) -> list[str]:
@@ -473,6 +563,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-endpointing-delay", type=_floats, default=None, metavar="S[,S]")
     parser.add_argument("--max-endpointing-delay", type=_floats, default=None, metavar="S[,S]")
     parser.add_argument("--preemptive-generation", type=_bools, default=None, metavar="BOOL[,BOOL]")
+    parser.add_argument("--max-calls", type=int, default=None, metavar="N",
+                        help="the worker's WORKER_MAX_CALLS (its call slots)")  # fmt: skip
+    parser.add_argument("--pin-worker", type=_cpus, default=None, metavar="CPU[,CPU]",
+                        help="run the worker on these CPUs and everything else (phones, "
+                        "stand-ins, livekit-server, the bridge) on the others")  # fmt: skip
     parser.add_argument("--min-interruption", type=_floats, default=None, metavar="S[,S]")
     parser.add_argument("--vad-min-silence", type=_floats, default=None, metavar="S[,S]",
                         help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
@@ -490,6 +585,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pin_worker:
+        # Before any thread or child exists: livekit-server, the bridge, the phones and the
+        # stand-ins all inherit the other CPUs, and the worker is moved to its own.
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - args.pin_worker)
     print(HEADER, flush=True)
     try:
         runs, extra = asyncio.run(bench(args))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -124,6 +125,9 @@ class LabConfig:
     fallback_llm: bool = False  # a second LLM stand-in, the worker's OPENAI_FALLBACK_BASE_URL
     # The language Deepgram's multilingual mode hears an utterance in, by its text (else "en").
     utterance_languages: Mapping[str, str] = field(default_factory=dict)
+    # The CPUs the worker and its job processes run on (None: any); a benchmark keeps its load
+    # generators off them.
+    worker_cpus: frozenset[int] | None = None
 
 
 class CallLab:
@@ -187,10 +191,32 @@ class CallLab:
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.stop_worker)
+        self.write_stt_report()
         if self._lkapi is not None:
             await self._lkapi.aclose()
             self._lkapi = None
         await self._exits.aclose()
+
+    def write_stt_report(self) -> Path:
+        """What the STT stand-in heard and answered on each stream, to `stt.json` in the lab's
+        directory: when a call goes wrong, whether the caller's words reached it says which
+        side to look at."""
+        streams = [
+            {
+                "request_id": s.request_id,
+                "params": s.params,
+                "audio_seconds": round(s.audio_seconds, 3),
+                "closed": s.closed,
+                "control_messages": s.control_messages,
+                "utterances": [dataclasses.asdict(u) for u in s.utterances],
+                "finals": s.final_texts,
+            }
+            for s in self.stt.sessions
+        ]
+        self.config.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.config.workdir / "stt.json"
+        path.write_text(json.dumps(streams, indent=1), encoding="utf-8")
+        return path
 
     # --- the worker ------------------------------------------------------------------------
 
@@ -226,7 +252,7 @@ class CallLab:
     def _spawn_worker(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = self.worker_log_path.open("ab")
         try:
-            return subprocess.Popen(
+            worker = subprocess.Popen(
                 [sys.executable, "-m", "agent"],
                 cwd=self.config.workdir,  # no developer .env is read from here
                 env=env,
@@ -236,6 +262,10 @@ class CallLab:
             )
         finally:
             log.close()
+        if self.config.worker_cpus:
+            # Before its imports are done, so the forkserver and every job process inherit it.
+            os.sched_setaffinity(worker.pid, self.config.worker_cpus)
+        return worker
 
     async def _wait_worker_registered(self) -> None:
         deadline = time.monotonic() + WORKER_READY_TIMEOUT_S

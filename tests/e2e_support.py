@@ -36,6 +36,21 @@ async def start_lab(tmp_path: Path) -> AsyncIterator[StartLab]:
     yield start
     for lab in labs:
         await lab.aclose()
+        print(stt_summary(lab))  # shown by pytest only when the test failed
+
+
+def stt_summary(lab: CallLab) -> str:
+    """One line per STT stream: the audio the stand-in received, the speech it found and the
+    texts it sent. When a caller goes unheard, this says whether their words reached it."""
+    lines = [f"STT stand-in, {len(lab.stt.sessions)} stream(s):"]
+    for stream in lab.stt.sessions:
+        heard = [(u.start, u.end, u.delivered_at, (u.text or "<script ran out>")[:40])
+                 for u in stream.utterances]  # fmt: skip
+        lines.append(
+            f"  {stream.request_id}: {stream.audio_seconds:.1f} s of audio, closed={stream.closed},"
+            f" controls={sorted(set(stream.control_messages))}, speech={heard}"
+        )
+    return "\n".join(lines)
 
 
 @pytest.fixture

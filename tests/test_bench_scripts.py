@@ -32,6 +32,22 @@ def test_voice_latency_prepares_every_line_the_agent_says() -> None:
     assert args.profile == ["typical", "fast"] and args.concurrency == [1, 3]
 
 
+def test_capacity_is_the_most_calls_all_served_within_the_slack_of_one_call() -> None:
+    bench = load("voice_latency")
+
+    def level(concurrency: int, p95: float | None, calls: int | None = None) -> dict:
+        calls = concurrency if calls is None else calls
+        return {"concurrency": concurrency, "placed": concurrency, "calls": calls,
+                "v2v_ms": {"p50": p95, "p95": p95}}  # fmt: skip
+
+    levels = [level(1, 1400), level(5, 1500), level(10, 1549), level(20, 1600)]
+    found = bench.capacity(levels, worker_cpus=frozenset({1}))
+    assert found["calls"] == 10 and found["calls_per_core"] == 10.0  # 1549 <= 1400 + 150
+    refused = [level(1, 1400), level(5, 1420, calls=4)]  # one caller not served
+    assert bench.capacity(refused, worker_cpus=None)["calls"] == 1
+    assert bench.capacity([level(5, 1400)], worker_cpus=None) is None  # no one-call level
+
+
 def test_the_csv_upload_bench_sends_only_valid_distinct_numbers() -> None:
     from integrations.phone import normalise_phone
 
