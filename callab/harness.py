@@ -7,10 +7,11 @@
 starts, all on loopback and free ports: redis + livekit-server (LocalStack), the Deepgram,
 OpenAI and Cartesia stand-ins (in this process, so tests can read what they received),
 optionally the HubSpot and Google Calendar fakes, and the worker as a subprocess
-(`python -m agent`, with its environment built here and its cwd in `workdir`, so no `.env`
-is read), and our SIP bridge. Calls are real SIP calls: the test phone calls our inbound
-number on the bridge, and the trunk and dispatch rule that provisioning creates route it to a
-new room with the agent dispatched, as a carrier's call would be.
+(`python -m agent`, or the module the config names, with its environment built here and its
+cwd in `workdir`, so no `.env` is read), and our SIP bridge. Calls are real SIP calls: the
+test phone calls our inbound number on the bridge, and the trunk and dispatch rule that
+provisioning creates route it to a new room with the agent dispatched, as a carrier's call
+would be.
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ class LabConfig:
     # The CPUs the worker and its job processes run on (None: any); a benchmark keeps its load
     # generators off them.
     worker_cpus: frozenset[int] | None = None
+    # What runs as the worker: `python -m <worker_module> <worker_args>`; the benchmark's
+    # reference (bench/reference_agent.py) is another module on the same stack and stand-ins.
+    worker_module: str = "agent"
+    worker_args: tuple[str, ...] = ()
 
 
 class CallLab:
@@ -253,7 +258,7 @@ class CallLab:
         log = self.worker_log_path.open("ab")
         try:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "agent"],
+                [sys.executable, "-m", self.config.worker_module, *self.config.worker_args],
                 cwd=self.config.workdir,  # no developer .env is read from here
                 env=env,
                 stdout=log,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callab.script import CallScript
+from callab.standins.chat_script import ChatScript
 
 CALLER = "+14155550123"  # San Francisco: the agent guesses Pacific time from it
 SUMMARY = "Dana Smith of Acme booked a forecasting demo."
@@ -192,6 +193,21 @@ BENCH_SCRIPT = script(
         agent_turn(after_user="email me", say=BENCH_BARGE_REPLY),
     ]
 )
+
+
+def bench_reference_script(greeting: str) -> ChatScript:
+    """The benchmark call for the reference worker (bench/reference_agent.py): the same
+    replies, word for word, as plain text. It offers no tools, so no step waits for
+    `end_call`; it greets through the LLM, so the first step is our greeting's text."""
+    turns = [(key, reply) for _, key, reply in BENCH_TURNS]
+    turns += [("HubSpot for everything", BENCH_PAUSE_REPLY), ("cost", LONG_ANSWER),
+              ("email me", BENCH_BARGE_REPLY)]  # fmt: skip
+    steps: list[dict[str, Any]] = [{"say": greeting}]
+    steps += [
+        {"when": {"last_role": "user", "last_user_contains": key}, "say": reply}
+        for key, reply in turns
+    ]
+    return ChatScript.from_data({"steps": steps})
 
 
 # --- (f) a warm transfer: the caller asks for a person and a rep takes the call ---------------

@@ -4,6 +4,7 @@ next person who needs figures."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -72,3 +73,32 @@ def test_the_speed_to_lead_stages_follow_the_marks() -> None:
     assert round(stages["sip"]) == 20  # from job_started, the later of the two marks
     log = '{"room": "dial-call_x-1", "stage": "claimed", "t": 5.5}\nnot json\n{"room": "r"}'
     assert bench.log_marks(log) == [("dial-call_x-1", "claimed", 5.5)]
+
+
+def test_the_reference_script_says_our_replies_without_tools() -> None:
+    from callab.scenarios import BENCH_SCRIPT, BENCH_UTTERANCES, bench_reference_script
+
+    script = bench_reference_script("Thanks for calling.")
+    history: list[dict] = [{"role": "system", "content": "Be brief."}]
+    said = []
+    for user in (None, *BENCH_UTTERANCES):
+        if user is not None:
+            history.append({"role": "user", "content": user})
+        choice = script.choose(history, [])
+        if choice.step_index is not None:  # "We use" alone gets the fallback
+            said.append(choice.step.say)
+            history.append({"role": "assistant", "content": choice.step.say})
+    ours = [str(step["say"]) for step in BENCH_SCRIPT.raw_steps]
+    assert said == ["Thanks for calling.", *ours]
+
+
+def test_the_lab_spawns_the_worker_module_it_is_given(tmp_path: Path) -> None:
+    from callab.harness import CallLab, LabConfig
+    from callab.scenarios import BENCH_SCRIPT
+
+    config = LabConfig(workdir=tmp_path, script=BENCH_SCRIPT, utterances=[],
+                       worker_module="no_such_worker_module", worker_args=("start",))  # fmt: skip
+    lab = CallLab(config)
+    worker = lab._spawn_worker({"PATH": os.environ.get("PATH", "")})
+    assert worker.wait(timeout=30) != 0
+    assert "No module named no_such_worker_module" in lab.worker_log()
