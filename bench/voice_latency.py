@@ -45,6 +45,7 @@ from callab.scenarios import (
     BENCH_TURNS,
     BENCH_UTTERANCES,
     CALLER,
+    bench_reference_script,
 )
 from calls.business import load_business_profile
 from config import VoiceSettings
@@ -260,7 +261,7 @@ def worker_turns(log: str) -> list[list[dict[str, float]]]:
     ``turn_latency`` line per reply), calls in the order they first appear in the log."""
     calls: dict[str, list[dict[str, float]]] = {}
     for record in _json_lines(log):
-        match = _TURN_LINE.search(str(record.get("msg", "")))
+        match = _TURN_LINE.search(_message(record))
         if match:
             pairs = (pair.split("=", 1) for pair in match.group(1).split())
             turn = {name: float(value) * 1000 for name, value in pairs}
@@ -319,7 +320,7 @@ def turn_metrics(log: str) -> dict[str, dict[str, Any]]:
     values: dict[str, dict[str, list[float]]] = {}
     models: dict[str, set[str]] = {}
     for record in _json_lines(log):
-        match = _METRIC_LINE.search(str(record.get("msg", "")))
+        match = _METRIC_LINE.search(_message(record))
         if not match:
             continue
         kind, pairs = match.groups()
@@ -333,6 +334,11 @@ def turn_metrics(log: str) -> dict[str, dict[str, Any]]:
         | {"count": max(len(v) for v in fields.values()), "models": sorted(models.get(kind, ()))}
         for kind, fields in values.items()
     }
+
+
+def _message(record: dict[str, Any]) -> str:
+    """A log line's text: ours logs it as `msg`, LiveKit's CLI (the reference) as `message`."""
+    return str(record.get("msg", record.get("message", "")))
 
 
 def _json_lines(log: str) -> Iterator[dict[str, Any]]:
@@ -418,38 +424,96 @@ def details(run: dict[str, Any], settings: dict[str, str], level: dict[str, Any]
     }
 
 
+REFERENCE_MODULE = "bench.reference_agent"  # LiveKit's agent starter, on the same stand-ins
+
+
 async def bench(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
-    runs, extra = [], []
+    runs: list[dict] = []
+    extra: list[dict] = []
+    for profile in args.profile:
+        ours: list[tuple[dict[str, Any], dict[str, str]]] = []
+        for settings in setting_grid(args):
+            levels = await run_worker(args, profile, settings, reference=False)
+            runs += [run for run, _ in levels]
+            extra += [more for _, more in levels]
+            ours += [(run, settings) for run, _ in levels]
+            found = capacity([run for run, _ in levels], worker_cpus=args.pin_worker)
+            if found is not None:
+                extra.append({"profile": profile, "settings": settings, "capacity": found})
+                print(f"    capacity: {found['text']}", flush=True)
+        if args.reference:
+            levels = await run_worker(args, profile, {}, reference=True)
+            runs += [run for run, _ in levels]
+            extra += [more for _, more in levels]
+            for run, settings in ours:
+                same = [ref for ref, _ in levels if ref["concurrency"] == run["concurrency"]]
+                if same:
+                    run |= beside(run, same[0])
+                    print_ratio(run, settings)
+    return runs, extra
+
+
+async def run_worker(
+    args: argparse.Namespace, profile: str, settings: dict[str, str], *, reference: bool
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every level of `args.concurrency` against one worker (ours with `settings`, or the
+    reference) in a lab of its own: (summary, details) per level."""
+    latencies = PROFILES[profile]
+    levels = []
+    with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
+        config = lab_config(args, Path(tmp), latencies, settings, reference=reference)
+        async with CallLab(config) as lab:
+            await lab.tts.warm_up(_agent_lines(), sample_rate=24000)
+            for concurrency in args.concurrency:
+                level = await run_level(
+                    lab, concurrency=concurrency, stagger_s=args.stagger, repeat=args.repeat
+                )
+                run = summarise(profile, latencies, concurrency, level)
+                run["worker"] = "reference" if reference else "ours"
+                levels.append((run, details(run, settings, level)))
+                print_row(*levels[-1])
+    return levels
+
+
+def lab_config(
+    args: argparse.Namespace,
+    workdir: Path,
+    latencies: Latencies,
+    settings: dict[str, str],
+    *,
+    reference: bool,
+) -> LabConfig:
+    common: dict[str, Any] = {"workdir": workdir, "utterances": BENCH_UTTERANCES,
+                              "latencies": latencies, "worker_cpus": args.pin_worker}  # fmt: skip
+    if reference:  # LiveKit's defaults, whatever ours are swept over
+        script = bench_reference_script(_our_greeting())
+        return LabConfig(script=script, worker_module=REFERENCE_MODULE, worker_args=("start",),
+                         **common)  # fmt: skip
     fixed = {"MAX_CALL_SECONDS": "600", "SILENCE_TIMEOUT_SECONDS": "30"}
     if args.max_calls:
         fixed["WORKER_MAX_CALLS"] = str(args.max_calls)
-    for profile, settings in itertools.product(args.profile, setting_grid(args)):
-        latencies = PROFILES[profile]
-        with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
-            config = LabConfig(
-                workdir=Path(tmp),
-                script=BENCH_SCRIPT,
-                utterances=BENCH_UTTERANCES,
-                latencies=latencies,
-                settings={**fixed, **settings},
-                worker_cpus=args.pin_worker,
-            )
-            levels: list[dict[str, Any]] = []
-            async with CallLab(config) as lab:
-                await lab.tts.warm_up(_agent_lines(), sample_rate=24000)
-                for concurrency in args.concurrency:
-                    level = await run_level(
-                        lab, concurrency=concurrency, stagger_s=args.stagger, repeat=args.repeat
-                    )
-                    run = summarise(profile, latencies, concurrency, level)
-                    runs.append(run)
-                    levels.append(run)
-                    extra.append(details(run, settings, level))
-                    print_row(run, extra[-1])
-            if (found := capacity(levels, worker_cpus=args.pin_worker)) is not None:
-                extra.append({"profile": profile, "settings": settings, "capacity": found})
-                print(f"    capacity: {found['text']}", flush=True)
-    return runs, extra
+    return LabConfig(script=BENCH_SCRIPT, settings={**fixed, **settings}, **common)
+
+
+COMPARED = ("greeting_ms", "v2v_ms", "barge_in_stop_ms")
+
+
+def beside(ours: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """The reference's figures for the same profile and concurrency, and ours ÷ its (below 1:
+    ours is faster), per p50 and p95; None where either side measured nothing."""
+    ratio = {
+        f"{name.removesuffix('_ms')}_{p}": _ratio(ours[name][p], reference[name][p])
+        for name in COMPARED
+        for p in ("p50", "p95")
+    }
+    figures = {name: reference[name] for name in ("placed", "calls", "turns", *COMPARED)}
+    return {"reference": figures, "ours_over_reference": ratio}
+
+
+def _ratio(ours: float | None, reference: float | None) -> float | None:
+    if ours is None or not reference:
+        return None
+    return round(ours / reference, 2)
 
 
 CAPACITY_SLACK_MS = 150.0  # a level counts while its v2v p95 is within this of one call's
@@ -480,15 +544,20 @@ def capacity(runs: Sequence[dict[str, Any]], *, worker_cpus: frozenset[int] | No
     }
 
 
-def _agent_lines() -> list[str]:
-    """Everything the agent says, split by sentence as the TTS stand-in synthesizes it, so
-    espeak-ng's synthesis time never adds to the configured time to first audio."""
+def _our_greeting() -> str:
+    """What our worker greets the bench's caller with (a new caller, inbound, in English)."""
     services = SimpleNamespace(
         business=load_business_profile(), announce_ai=True, announce_recording=True
     )
     state = SimpleNamespace(contact=None, lead=None, direction="inbound")
     call = SimpleNamespace(services=services, state=state, language="en")
-    texts = [greeting(call)]  # type: ignore[arg-type]  # only these fields are read
+    return greeting(call)  # type: ignore[arg-type]  # only these fields are read
+
+
+def _agent_lines() -> list[str]:
+    """Everything the agent says, split by sentence as the TTS stand-in synthesizes it, so
+    espeak-ng's synthesis time never adds to the configured time to first audio."""
+    texts = [_our_greeting()]
     texts += [str(s["say"]) for s in BENCH_SCRIPT.raw_steps if s.get("say")]
     return [part for text in texts for part in re.split(r"(?<=[.!?;:])\s+", text)]
 
@@ -516,6 +585,8 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
 
     cut = extra["cut_off_rate"]
     settings = " ".join(f"{k}={v}" for k, v in extra["settings"].items()) or "defaults"
+    if run.get("worker") == "reference":
+        settings = "reference (LiveKit agent starter, LiveKit's defaults)"
     print(
         f"{run['profile']:8} {run['concurrency']:>4} {run['calls']:>5} {run['turns']:>5} "
         f"{pair('answer_ms'):>12} {pair('greeting_ms'):>14} {pair('v2v_ms'):>12} "
@@ -533,6 +604,19 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
         ) + f" (the STT stand-in took {parts['stt_actual']['p50']} ms)", flush=True)  # fmt: skip
     if extra["errors"]:
         print(f"    {len(extra['errors'])} call(s) failed: {extra['errors'][0]}", flush=True)
+
+
+def print_ratio(run: dict[str, Any], settings: dict[str, str]) -> None:
+    ratio = run["ours_over_reference"]
+
+    def pair(name: str) -> str:
+        p50, p95 = ratio[f"{name}_p50"], ratio[f"{name}_p95"]
+        return "-" if p50 is None or p95 is None else f"{p50:.2f}/{p95:.2f}"
+
+    named = "".join(f"{k}={v} " for k, v in settings.items())
+    print(f"    {run['profile']} x{run['concurrency']} {named}ours ÷ reference, p50/p95: "
+          f"greeting {pair('greeting')}, v2v {pair('v2v')}, barge-in {pair('barge_in_stop')}",
+          flush=True)  # fmt: skip
 
 
 def _floats(text: str) -> list[str]:
@@ -569,6 +653,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="run the worker on these CPUs and everything else (phones, "
                         "stand-ins, livekit-server, the bridge) on the others")  # fmt: skip
     parser.add_argument("--min-interruption", type=_floats, default=None, metavar="S[,S]")
+    parser.add_argument("--reference", action="store_true",
+                        help="also run every level against LiveKit's agent starter pipeline "
+                        "(bench/reference_agent.py) and report ours ÷ its")  # fmt: skip
     parser.add_argument("--vad-min-silence", type=_floats, default=None, metavar="S[,S]",
                         help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@ next person who needs figures."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -75,6 +76,38 @@ def test_the_speed_to_lead_stages_follow_the_marks() -> None:
     assert bench.log_marks(log) == [("dial-call_x-1", "claimed", 5.5)]
 
 
+def test_the_reference_is_reported_beside_ours_as_ours_over_its() -> None:
+    bench = load("voice_latency")
+
+    def run(greeting: float, v2v: tuple[float, float], barge: float | None) -> dict:
+        return {"placed": 3, "calls": 3, "turns": 18,
+                "greeting_ms": {"p50": greeting, "p95": greeting},
+                "v2v_ms": {"p50": v2v[0], "p95": v2v[1]},
+                "barge_in_stop_ms": {"p50": barge, "p95": barge}}  # fmt: skip
+
+    ours, reference = run(1400, (1500, 1800), 600), run(2800, (3000, 4500), None)
+    found = bench.beside(ours, reference)
+    assert found["ours_over_reference"] == {
+        "greeting_p50": 0.5, "greeting_p95": 0.5, "v2v_p50": 0.5, "v2v_p95": 0.4,
+        "barge_in_stop_p50": None, "barge_in_stop_p95": None,  # the reference measured none
+    }  # fmt: skip
+    assert found["reference"]["v2v_ms"] == {"p50": 3000, "p95": 4500}
+    assert bench.parse_args(["--reference"]).reference
+    assert not bench.parse_args([]).reference
+
+
+def test_the_reference_runs_the_starter_module_with_the_reference_script() -> None:
+    bench = load("voice_latency")
+    args = bench.parse_args(["--reference", "--max-calls", "4"])
+    latencies = bench.PROFILES["typical"]
+    ours = bench.lab_config(args, Path("/tmp/x"), latencies, {}, reference=False)
+    reference = bench.lab_config(args, Path("/tmp/x"), latencies, {}, reference=True)
+    assert (ours.worker_module, ours.worker_args) == ("agent", ())
+    assert ours.settings["WORKER_MAX_CALLS"] == "4"
+    assert (reference.worker_module, reference.worker_args) == ("bench.reference_agent", ("start",))
+    assert reference.settings == {} and reference.latencies == ours.latencies
+
+
 def test_the_reference_script_says_our_replies_without_tools() -> None:
     from callab.scenarios import BENCH_SCRIPT, BENCH_UTTERANCES, bench_reference_script
 
@@ -92,6 +125,27 @@ def test_the_reference_script_says_our_replies_without_tools() -> None:
     assert said == ["Thanks for calling.", *ours]
 
 
+async def test_the_reference_worker_builds_the_starter_session_offline() -> None:
+    from livekit.agents import AgentSession
+
+    reference = importlib.import_module("bench.reference_agent")
+    env = {"DEEPGRAM_BASE_URL": "http://127.0.0.1:9/v1/listen", "DEEPGRAM_API_KEY": "k",
+           "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "k",
+           "CARTESIA_BASE_URL": "http://127.0.0.1:9", "CARTESIA_API_KEY": "k"}  # fmt: skip
+    session = reference.build_session(reference.StandIns.from_env(env), vad_model=None)
+    assert session.stt._opts.endpoint_url == env["DEEPGRAM_BASE_URL"]
+    assert str(session.stt._opts.language) == "multi"
+    assert str(session.llm._client.base_url).rstrip("/") == env["OPENAI_BASE_URL"]
+    assert session.tts._opts.base_url == env["CARTESIA_BASE_URL"]
+    assert session.turn_detection.model == "turn-detector-v1-mini"  # offline, local weights
+    assert session.options.preemptive_generation["enabled"]
+    livekit = AgentSession()  # LiveKit's defaults: the reference sets no delay of its own
+    assert session.options.endpointing == livekit.options.endpointing
+    assert session.options.interruption == livekit.options.interruption
+    with pytest.raises(KeyError, match="OPENAI_BASE_URL"):  # never a vendor's public host
+        reference.StandIns.from_env({k: v for k, v in env.items() if k != "OPENAI_BASE_URL"})
+
+
 def test_the_lab_spawns_the_worker_module_it_is_given(tmp_path: Path) -> None:
     from callab.harness import CallLab, LabConfig
     from callab.scenarios import BENCH_SCRIPT
@@ -102,3 +156,15 @@ def test_the_lab_spawns_the_worker_module_it_is_given(tmp_path: Path) -> None:
     worker = lab._spawn_worker({"PATH": os.environ.get("PATH", "")})
     assert worker.wait(timeout=30) != 0
     assert "No module named no_such_worker_module" in lab.worker_log()
+
+
+def test_turn_metrics_read_both_workers_log_lines() -> None:
+    bench = load("voice_latency")
+    log = "\n".join([
+        '{"msg": "eou_metrics end_of_utterance_delay=0.600 transcription_delay=0.300"}',
+        # LiveKit's CLI (the reference worker) logs the text as `message`
+        '{"message": "eou_metrics end_of_utterance_delay=2.600 transcription_delay=0.500"}',
+        '{"message": "eou_metrics end_of_utterance_delay=2.700 transcription_delay=0.400"}',
+    ])  # fmt: skip
+    eou = bench.turn_metrics(log)["eou_metrics"]
+    assert eou["end_of_utterance_delay"] == 2600 and eou["count"] == 3
