@@ -45,7 +45,6 @@ from callab.standins.openai_chat import OpenAIChatStandin
 from localstack import LocalStack, StackPorts
 from telephony.provision import SipPlan, provision
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_NAME = "sales-agent"
 WORKER_READY_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 20.0
