@@ -24,6 +24,9 @@ class LiveKitSettings(BaseSettings):
     livekit_api_secret: SecretStr | None = Field(None, description="LiveKit API secret")
     agent_name: str = Field("sales-agent", description="name dispatch rules use to reach us")
     worker_max_calls: int = Field(3, ge=1, le=50, description="calls one worker takes at once")
+    worker_job_executor: Literal["process", "thread"] = Field(
+        "process", description="each call in a job process of its own, or a thread of the worker"
+    )
     worker_http_port: int = Field(8081, ge=0, le=65535, description="health check; 0: any free")
     worker_http_host: str = Field(
         "127.0.0.1", description="address of the health check and metrics; 0.0.0.0: all"

@@ -70,7 +70,8 @@ def forget_finished_processes(server: Any) -> None:
 
     def forget(proc: Any) -> None:
         pid = getattr(proc, "pid", None)
-        if pid is not None:
+        # With the thread executor a call runs in this process, whose gauges stay live.
+        if pid is not None and pid != os.getpid():
             forget_process(pid)
 
     def on_started() -> None:

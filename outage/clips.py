@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -115,8 +116,9 @@ async def _synthesise(
 
 
 def _write(path: Path, frame: rtc.AudioFrame) -> None:
-    # Processes prewarm side by side: each writes its own partial file, then renames it.
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    # Processes (or threads) prewarm side by side: each writes its own partial file, then
+    # renames it.
+    partial = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     with wave.open(str(partial), "wb") as out:
         out.setnchannels(frame.num_channels)
         out.setsampwidth(2)

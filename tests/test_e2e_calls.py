@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import psutil
 import pytest
 from aiohttp import web
 
@@ -90,15 +91,20 @@ def tool_result(lab: CallLab, name: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("executor", ["process", "thread"])
 async def test_inbound_call_qualifies_books_and_hangs_up(
-    start_lab: StartLab, phones: list[TestPhone]
+    start_lab: StartLab, phones: list[TestPhone], executor: str
 ) -> None:
     lab = await start_lab(
         script=BOOKING_SCRIPT, utterances=[line.heard for line in BOOKING_LINES], vendors=True,
-        settings=DISTINCT_KEYS, log_level="DEBUG",
+        settings={**DISTINCT_KEYS, "WORKER_JOB_EXECUTOR": executor}, log_level="DEBUG",
     )  # fmt: skip
     phone = await lab.place_call(CALLER)
     phones.append(phone)
+    assert lab.worker is not None
+    # A job process per call (from the forkserver), or the call in a thread of the worker.
+    job_processes = psutil.Process(lab.worker.pid).children(recursive=True)
+    assert bool(job_processes) == (executor == "process")
 
     since = phone.joined_at
     assert since is not None

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -93,3 +95,21 @@ def test_starting_the_worker_imports_no_prometheus_client_before_its_directory_i
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, check=True, timeout=120)  # fmt: skip
     assert done.stdout.strip() == "False"
+
+
+def test_a_call_thread_that_ends_leaves_the_workers_own_gauges_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With the thread executor a finished "job process" is a thread of the worker: its pid is
+    # the worker's, whose live gauges must stay. One in a process of its own is forgotten.
+    from metrics import multiprocess
+
+    forgotten: list[int] = []
+    monkeypatch.setattr(multiprocess, "forget_process", forgotten.append)
+    handlers: dict[str, Any] = {}
+    pool = SimpleNamespace(on=lambda event, handler: handlers.setdefault(event, handler))
+    server = SimpleNamespace(_proc_pool=pool, on=lambda event, handler: handler())
+    multiprocess.forget_finished_processes(server)
+    handlers["process_closed"](SimpleNamespace(pid=os.getpid()))
+    handlers["process_closed"](SimpleNamespace(pid=os.getpid() + 1))
+    assert forgotten == [os.getpid() + 1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import wave
 from pathlib import Path
 
@@ -58,9 +59,9 @@ def hold_music_file(cache_dir: Path) -> Path:
     path = cache_dir / HOLD_FILE
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        # Job processes start together and may all write it: each its own partial file, so one
-        # process's rename never takes another's away.
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        # Job processes (or threads, with the thread executor) start together and may all write
+        # it: each its own partial file, so one's rename never takes another's away.
+        partial = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
         with wave.open(str(partial), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
