@@ -63,6 +63,7 @@ TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
     "preemptive_generation": "PREEMPTIVE_GENERATION",
     "vad_min_silence": "VAD_MIN_SILENCE_SECONDS",
     "min_interruption": "MIN_INTERRUPTION_SECONDS",
+    "job_executor": "WORKER_JOB_EXECUTOR",
 }
 
 
@@ -649,6 +650,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preemptive-generation", type=_bools, default=None, metavar="BOOL[,BOOL]")
     parser.add_argument("--max-calls", type=int, default=None, metavar="N",
                         help="the worker's WORKER_MAX_CALLS (its call slots)")  # fmt: skip
+    parser.add_argument("--job-executor", type=lambda t: t.split(","), default=None,
+                        metavar="KIND[,KIND]",
+                        help="process,thread: the worker's WORKER_JOB_EXECUTOR")  # fmt: skip
     parser.add_argument("--pin-worker", type=_cpus, default=None, metavar="CPU[,CPU]",
                         help="run the worker on these CPUs and everything else (phones, "
                         "stand-ins, livekit-server, the bridge) on the others")  # fmt: skip
