@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from metrics.barge_in import BargeInClock, Outcome
+from metrics.barge_in import BargeInClock, Outcome, Stop
 from metrics.families import (
     ACTIVE_CALLS,
     BARGE_IN_STOP,
@@ -124,8 +124,14 @@ class CallMetrics:
         self._barge_in.false_interruption(resumed=bool(ev.resumed))
 
 
-def _record_barge_in(outcome: Outcome, seconds: float) -> None:
-    BARGE_IN_STOP.labels(outcome).observe(max(seconds, 0.0))
+def _record_barge_in(outcome: Outcome, stop: Stop) -> None:
+    BARGE_IN_STOP.labels(outcome).observe(max(stop.seconds, 0.0))
+    # With its Unix times, so a bench can split the caller's stop time at the phone into the
+    # part before the worker's VAD heard the caller, this decision, and the audio after it.
+    logger.info(
+        "barge_in outcome=%s talked_over_at=%.3f stopped_at=%.3f stop=%.3f",
+        outcome, stop.talked_over_at, stop.stopped_at, stop.seconds,
+    )  # fmt: skip
 
 
 def tool_failed(integration: str, kind: str) -> None:
