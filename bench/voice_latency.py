@@ -62,6 +62,7 @@ TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
     "preemptive_generation": "PREEMPTIVE_GENERATION",
     "vad_min_silence": "VAD_MIN_SILENCE_SECONDS",
     "min_interruption": "MIN_INTERRUPTION_SECONDS",
+    "min_interruption_words": "MIN_INTERRUPTION_WORDS",
 }
 
 
@@ -539,6 +540,10 @@ def _floats(text: str) -> list[str]:
     return [str(float(v)) for v in text.split(",")]
 
 
+def _ints(text: str) -> list[str]:
+    return [str(int(v)) for v in text.split(",")]
+
+
 def _cpus(text: str) -> frozenset[int]:
     cpus = frozenset(int(v) for v in text.split(","))
     if not cpus < os.sched_getaffinity(0):
@@ -569,6 +574,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="run the worker on these CPUs and everything else (phones, "
                         "stand-ins, livekit-server, the bridge) on the others")  # fmt: skip
     parser.add_argument("--min-interruption", type=_floats, default=None, metavar="S[,S]")
+    parser.add_argument("--min-interruption-words", type=_ints, default=None, metavar="N[,N]")
     parser.add_argument("--vad-min-silence", type=_floats, default=None, metavar="S[,S]",
                         help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
     args = parser.parse_args(argv)
