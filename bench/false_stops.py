@@ -172,6 +172,8 @@ SOUNDS = (
     Sound("okay", "no_stop", "Okay.", _spoken("okay")),
     Sound("cough", "no_stop", "", cough),
     Sound("voiced_cough", "no_stop", "", voiced_cough),
+    # a throat-clear is voiced like speech but holds no words: the STT returns nothing
+    Sound("ahem", "no_stop", "", _spoken("ahem")),
     Sound("crackle", "no_stop", "", crackle),
     Sound("breath", "no_stop", "", breath),
     Sound("click", "no_stop", "", click),
