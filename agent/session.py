@@ -206,6 +206,7 @@ def build_session(
                 "enabled": True,
                 "mode": "vad",  # "adaptive" runs in LiveKit Cloud; a self-hosted agent can't
                 "min_duration": voice.min_interruption_seconds,
+                "min_words": voice.min_interruption_words,
                 "resume_false_interruption": True,
                 "false_interruption_timeout": 1.5,
             },

@@ -64,6 +64,7 @@ TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
     "vad_min_silence": "VAD_MIN_SILENCE_SECONDS",
     "min_interruption": "MIN_INTERRUPTION_SECONDS",
     "job_executor": "WORKER_JOB_EXECUTOR",
+    "min_interruption_words": "MIN_INTERRUPTION_WORDS",
 }
 
 
@@ -624,6 +625,10 @@ def _floats(text: str) -> list[str]:
     return [str(float(v)) for v in text.split(",")]
 
 
+def _ints(text: str) -> list[str]:
+    return [str(int(v)) for v in text.split(",")]
+
+
 def _cpus(text: str) -> frozenset[int]:
     cpus = frozenset(int(v) for v in text.split(","))
     if not cpus < os.sched_getaffinity(0):
@@ -660,6 +665,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reference", action="store_true",
                         help="also run every level against LiveKit's agent starter pipeline "
                         "(bench/reference_agent.py) and report ours ÷ its")  # fmt: skip
+    parser.add_argument("--min-interruption-words", type=_ints, default=None, metavar="N[,N]")
     parser.add_argument("--vad-min-silence", type=_floats, default=None, metavar="S[,S]",
                         help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
     args = parser.parse_args(argv)

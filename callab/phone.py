@@ -221,8 +221,13 @@ class TestPhone:
 
     async def say(self, text: str) -> SaidLine:
         """Speak `text` now (after any line still playing) and return once it has left."""
+        return await self.play(text, phone_line(text, sample_rate=LINE_RATE))
+
+    async def play(self, name: str, samples: np.ndarray) -> SaidLine:
+        """Play `samples` (int16 at 8 kHz: a cough, a crackle) into the line now, after any
+        line still playing, over the line noise; `name` is its text in `said`."""
         done: asyncio.Future[SaidLine] = asyncio.get_running_loop().create_future()
-        await self._lines.put((text, phone_line(text, sample_rate=LINE_RATE), done))
+        await self._lines.put((name, samples, done))
         return await done
 
     async def say_after_agent(

@@ -189,6 +189,8 @@ class VoiceSettings(BaseSettings):
     preemptive_generation: bool = True
     vad_min_silence_seconds: float = Field(0.55, gt=0, le=3)
     min_interruption_seconds: float = Field(0.4, gt=0, le=3)
+    # Words the STT must have heard before talking over the agent stops it (0: the VAD alone).
+    min_interruption_words: int = Field(0, ge=0, le=5)
     noise_cancellation: Literal["off", "bvc", "bvc_telephony"] = "off"
 
     @field_validator(

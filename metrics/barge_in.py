@@ -31,20 +31,28 @@ class Speech(Protocol):
 
 
 @dataclass
-class _Stop:
-    seconds: float
-    speech: Speech | None
+class Stop:
+    """One barge-in: when the caller started talking over the agent and when the agent's
+    speaking state ended (Unix times, as the session's events carry them)."""
+
+    talked_over_at: float
+    stopped_at: float
+    speech: Speech | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.stopped_at - self.talked_over_at
 
 
 class BargeInClock:
     """Fed the session's state changes with their times; calls ``record`` once per stop."""
 
-    def __init__(self, record: Callable[[Outcome, float], None]) -> None:
+    def __init__(self, record: Callable[[Outcome, Stop], None]) -> None:
         self._record = record
         self._agent_speaking = False
         self._caller_speaking = False
         self._talked_over_at: float | None = None
-        self._stop: _Stop | None = None
+        self._stop: Stop | None = None
 
     def caller_state(self, state: str, *, at: float) -> None:
         self._caller_speaking = state == "speaking"
@@ -57,10 +65,10 @@ class BargeInClock:
         was_speaking, self._agent_speaking = self._agent_speaking, state == "speaking"
         if not was_speaking or self._agent_speaking or self._talked_over_at is None:
             return
-        stop = _Stop(seconds=at - self._talked_over_at, speech=speech)
+        stop = Stop(talked_over_at=self._talked_over_at, stopped_at=at, speech=speech)
         self._talked_over_at = None
         if speech is None or speech.interrupted:
-            self._record("interrupted", stop.seconds)
+            self._record("interrupted", stop)
             return
         if speech.done():
             return  # it finished its sentence: nothing was stopped
@@ -70,7 +78,7 @@ class BargeInClock:
     def false_interruption(self, *, resumed: bool) -> None:
         if resumed and self._stop is not None:
             stop, self._stop = self._stop, None
-            self._record("resumed", stop.seconds)
+            self._record("resumed", stop)
 
     def _speech_done(self, speech: Speech) -> None:
         stop = self._stop
@@ -78,4 +86,4 @@ class BargeInClock:
             return
         self._stop = None
         if speech.interrupted:
-            self._record("interrupted", stop.seconds)
+            self._record("interrupted", stop)

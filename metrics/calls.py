@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from metrics.barge_in import BargeInClock, Outcome
+from metrics.barge_in import BargeInClock, Outcome, Stop
 from metrics.families import (
     ACTIVE_CALLS,
     BARGE_IN_STOP,
@@ -45,7 +45,7 @@ class CallMetrics:
         self._greeted = False
         self._open = True
         self._session: Any = None
-        self._barge_in = BargeInClock(_record_barge_in)
+        self._barge_in = BargeInClock(self._record_barge_in)
         self._last_user_turn: dict[str, Any] = {}
         ACTIVE_CALLS.labels(direction).inc()
 
@@ -123,9 +123,16 @@ class CallMetrics:
     def _false_interruption(self, ev: Any) -> None:
         self._barge_in.false_interruption(resumed=bool(ev.resumed))
 
-
-def _record_barge_in(outcome: Outcome, seconds: float) -> None:
-    BARGE_IN_STOP.labels(outcome).observe(max(seconds, 0.0))
+    def _record_barge_in(self, outcome: Outcome, stop: Stop) -> None:
+        BARGE_IN_STOP.labels(outcome).observe(max(stop.seconds, 0.0))
+        # When the caller talked over the agent and when it stopped, as seconds before this
+        # line (Unix times would be masked as phone numbers): a bench adds the line's own time
+        # and splits the stop time the phone heard into before, in and after this decision.
+        now = self._clock()
+        logger.info(
+            "barge_in outcome=%s stop=%.3f talked_over_ago=%.3f stopped_ago=%.3f",
+            outcome, stop.seconds, now - stop.talked_over_at, now - stop.stopped_at,
+        )  # fmt: skip
 
 
 def tool_failed(integration: str, kind: str) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -168,3 +169,80 @@ def test_turn_metrics_read_both_workers_log_lines() -> None:
     ])  # fmt: skip
     eou = bench.turn_metrics(log)["eou_metrics"]
     assert eou["end_of_utterance_delay"] == 2600 and eou["count"] == 3
+
+
+def _loud(*stretches: tuple[float, float]) -> list[float]:
+    """Start times of the 10 ms windows the agent was loud in, over [start, end) stretches."""
+    return [round(s + i * 0.01, 2) for s, e in stretches for i in range(round((e - s) / 0.01))]
+
+
+def test_false_stops_reads_a_stop_its_time_and_its_gap_from_the_recording() -> None:
+    bench = load("false_stops")
+    paused = _loud((0.0, 2.1), (4.5, 8.0))  # silent from 2.1 s to 4.5 s
+    heard = bench.classify(paused, 1.5, until=8.0)
+    assert (heard.speaking, heard.stopped) == (True, True)
+    assert heard.stop_ms == 600.0 and heard.gap_ms == 2400.0
+    never_back = bench.classify(_loud((0.0, 2.1)), 1.5, until=8.0)
+    assert never_back.stopped and never_back.stop_ms == 600.0 and never_back.gap_ms is None
+
+
+def test_false_stops_counts_no_stop_for_short_pauses_late_gaps_or_a_quiet_agent() -> None:
+    bench = load("false_stops")
+    breath = _loud((0.0, 2.0), (2.2, 8.0))  # 200 ms between words: below STOP_GAP_S
+    assert bench.classify(breath, 1.5, until=8.0) == bench.Heard(speaking=True)
+    sentence_end = _loud((0.0, 5.0), (5.6, 8.0))  # starts 3.5 s after the onset: not the sound
+    assert not bench.classify(sentence_end, 1.5, until=8.0).stopped
+    finished = _loud((0.0, 1.0))  # the agent was already done when the sound came
+    assert bench.classify(finished, 1.5, until=8.0) == bench.Heard(speaking=False)
+
+
+def test_false_stops_summary_gives_true_and_false_stop_rates_and_resumes() -> None:
+    bench = load("false_stops")
+    trials = [
+        bench.Trial("no", "stop", speaking=True, stopped=True, stop_ms=500.0, replied=True),
+        bench.Trial("no", "stop", speaking=True, stopped=False, replied=False),
+        bench.Trial("cough", "no_stop", speaking=True, stopped=True, stop_ms=700.0,
+                    gap_ms=2300.0, replied=False, resumed=True,
+                    parts_ms={"to_vad": 250.0, "decision": 410.0, "downstream": 40.0}),
+        bench.Trial("cough", "no_stop", speaking=True, stopped=False),
+        bench.Trial("okay", "no_stop", speaking=True, stopped=True, stop_ms=650.0, replied=True),
+        bench.Trial("okay", "no_stop", error="TimeoutError: no answer"),
+        bench.Trial("okay", "no_stop", speaking=False),
+    ]  # fmt: skip
+    summary = bench.summarise(trials)
+    stop, no_stop = summary["classes"]["stop"], summary["classes"]["no_stop"]
+    assert (stop["trials"], stop["stop_rate"], stop["stop_ms"]["p95"]) == (2, 0.5, 500.0)
+    assert (no_stop["trials"], no_stop["invalid"], no_stop["stop_rate"]) == (3, 2, 0.667)
+    assert no_stop["resume_rate"] == 0.5 and no_stop["resume_gap_ms"]["p50"] == 2300.0
+    assert no_stop["parts_ms"]["decision"]["p50"] == 410.0 and no_stop["parts_ms"]["stops"] == 1
+    assert summary["sounds"]["okay"]["replied_rate"] == 1.0
+    table = "\n".join(bench.table_rows({"settings": {}, "profile": "typical", **summary}))
+    assert "ALL no_stop" in table and "67%" in table
+
+
+def test_false_stops_splits_the_stop_time_with_the_worker_barge_in_line() -> None:
+    bench = load("false_stops")
+    line = (
+        '{"msg": "barge_in outcome=resumed stop=0.410 talked_over_ago=1.000 stopped_ago=0.590",'
+        ' "t": 1000.0}\nnot json\n{"msg": "turn_latency e2e=1.2", "t": 1001.0}'
+    )
+    lines = bench.barge_ins(line)
+    assert lines == [("resumed", 999.0, 999.41)]
+    trial = bench.Trial("cough", "no_stop", speaking=True, stopped=True, stop_ms=800.0)
+    bench.split_stop(trial, 998.75, lines)
+    assert trial.worker_outcome == "resumed"
+    assert trial.parts_ms == {"to_vad": 250.0, "decision": 410.0, "downstream": 140.0}
+
+
+def test_false_stops_sounds_are_fixed_and_at_phone_levels() -> None:
+    from callab.audio import level_dbfs
+
+    bench = load("false_stops")
+    made = {s.name: s.make for s in bench.SOUNDS if s.heard == "" and s.name != "silence"}
+    for name, make in made.items():
+        first, second = make(), make()
+        assert first.dtype == np.int16 and np.array_equal(first, second), name
+        assert -45 < level_dbfs(first) < -10, name  # audible, never clipped to full scale
+    assert {s.label for s in bench.SOUNDS} == {"stop", "no_stop"}
+    args = bench.parse_args(["--min-interruption", "0.2,0.4", "--min-interruption-words", "0,1"])
+    assert len(bench.setting_grid(args)) == 4

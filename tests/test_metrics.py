@@ -5,6 +5,7 @@ dashboard queries only what is exported."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -198,6 +199,21 @@ def test_a_barge_in_that_interrupts_the_agent_is_timed_to_its_audio_stopping() -
     assert stops.now() == [0.0, 0.0, 0.0, 0.0]
     speech.finish(interrupted=True)
     assert stops.now() == [1.0, 0.45, 0.0, 0.0]
+    call.close()
+
+
+def test_a_barge_in_is_logged_with_its_times_for_the_bench(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    call, session = watched(clock=lambda: 13.5)
+    session.current_speech = speech = FakeSpeech()
+    session.agent("listening", "speaking", at=10.0)
+    with caplog.at_level(logging.INFO, logger="metrics.calls"):
+        session.caller("listening", "speaking", at=12.0)
+        session.agent("speaking", "listening", at=12.45)
+        speech.finish(interrupted=True)  # logged at 13.5
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("barge_in")]
+    assert line == "barge_in outcome=interrupted stop=0.450 talked_over_ago=1.500 stopped_ago=1.050"
     call.close()
 
 

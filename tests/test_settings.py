@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agent.settings import load_worker_settings
@@ -82,3 +84,29 @@ def test_env_example_lists_every_setting_and_nothing_else():
         if line and not line.startswith("#")
     }
     assert listed == fields
+
+
+async def test_the_interruption_settings_reach_the_session() -> None:
+    from types import SimpleNamespace
+
+    from livekit.agents import vad
+
+    from agent.session import build_session
+    from config import VoiceSettings
+
+    class NoVad(vad.VAD):
+        def __init__(self) -> None:
+            super().__init__(capabilities=vad.VADCapabilities(update_interval=0.03))
+
+        def stream(self) -> vad.VADStream:
+            raise NotImplementedError  # the session is built, never run
+
+    voice = VoiceSettings(
+        deepgram_api_key="k", openai_api_key="k", cartesia_api_key="k",  # type: ignore[arg-type]
+        min_interruption_seconds=0.25, min_interruption_words=2,
+    )  # fmt: skip
+    call: Any = SimpleNamespace()  # only handed to the session as its userdata
+    session = build_session(voice, call, vad_model=NoVad(), user_away_timeout=10)
+    interruption = session.options.interruption
+    assert (interruption["min_duration"], interruption["min_words"]) == (0.25, 2)
+    assert interruption["resume_false_interruption"] is True

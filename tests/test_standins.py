@@ -311,6 +311,34 @@ async def test_stt_answers_each_spoken_utterance_with_the_next_scripted_text(
     assert "CloseStream" in session.control_messages
 
 
+async def test_stt_answers_an_utterance_scripted_empty_with_an_empty_final(
+    http_session: aiohttp.ClientSession,
+) -> None:
+    """A cough is heard but holds no words: Deepgram's final for it is empty, with no
+    confidence, and the script goes on with the next utterance."""
+    audio = np.concatenate(
+        [
+            _silence(0.3),
+            synthesize_blocking("Uh huh", sample_rate=CALLER_RATE),
+            _silence(1.0),
+            synthesize_blocking("Tuesday at ten works for me", sample_rate=CALLER_RATE),
+            _silence(1.0),
+        ]
+    )
+
+    async with DeepgramSTTStandin(utterances=["", "Tuesday at ten works."]) as server:
+        events = await _transcribe(server, http_session, audio)
+
+    finals = [e for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    assert [e.alternatives[0].text for e in finals] == ["Tuesday at ten works."]
+    sent = [m for m in server.sessions[0].sent if m.get("type") == "Results" and m["is_final"]]
+    empty = sent[0]["channel"]["alternatives"][0]
+    assert empty == {"transcript": "", "confidence": 0.0, "words": []}
+    heard, said = server.utterances
+    assert heard.text == "" and heard.delivered_at is None
+    assert said.delivered_at is not None
+
+
 async def test_stt_stays_quiet_on_silence(http_session: aiohttp.ClientSession) -> None:
     hiss = np.random.default_rng(7).normal(0, 30, CALLER_RATE * 2).astype(np.int16)
 

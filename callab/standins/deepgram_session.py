@@ -54,7 +54,7 @@ class ListenOptions:
 class DetectedUtterance:
     start: float
     end: float
-    text: str | None  # None once the script ran out
+    text: str | None  # None once the script ran out; "" heard but not recognised
     # When its text went out, in seconds of audio received (as start and end): on its own
     # final, or on a Finalize from the client, whichever came first.
     delivered_at: float | None = None
@@ -137,7 +137,7 @@ class LiveSession:
         now = self._detector.stream_time
         current = self._current
         transcript = None
-        if current is not None and current.text is not None and not current.finalized:
+        if current is not None and current.text and not current.finalized:
             transcript = self._transcript(current.text, current.start, now)
             current.finalized = True
             current.delivered_at = now
@@ -190,7 +190,7 @@ class LiveSession:
         waited = self._detector.stream_time - event.end
         await asyncio.sleep(max(0.0, self._final_delay_s - waited))
         transcript = None
-        if utterance.text is not None and not utterance.finalized:
+        if utterance.text and not utterance.finalized:
             transcript = self._transcript(utterance.text, event.start, event.end)
             detected.delivered_at = self._detector.stream_time
         await self._send(

@@ -8,6 +8,9 @@ client gets the text at once. Each utterance records when its text went out
 (`DetectedUtterance.delivered_at`), so a benchmark counts the time this stand-in actually
 took as provider time, not the configured delay.
 
+A scripted text of "" is a sound heard but not recognised as words (a cough, a click): as
+Deepgram does for one, the utterance gets a final with an empty transcript and no interims.
+
 In-process:
     server = await DeepgramSTTStandin(utterances=["Hi, this is Dana.", "Yes."]).start()
     stt = deepgram.STT(base_url=server.base_url, api_key="test")
