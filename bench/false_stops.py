@@ -36,16 +36,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
 
+from callab import sweep
 from callab.audio import WINDOW_S, phone_line
 from callab.harness import PROFILES, CallLab, LabConfig
 from callab.phone import LINE_RATE, TestPhone
 from callab.scenarios import CALLER, Line, agent_turn, script
 from callab.standins.chat_script import DEFAULT_FALLBACK
+from callab.sweep import bench_greeting, csv_floats, csv_ints, sentences
 from localstack import StackNotInstalled
 
 Label = Literal["stop", "no_stop"]
@@ -398,25 +399,11 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _agent_lines() -> list[str]:
-    from agent.sales_agent import greeting
-    from calls.business import load_business_profile
-
-    services = SimpleNamespace(
-        business=load_business_profile(), announce_ai=False, announce_recording=False
-    )
-    state = SimpleNamespace(contact=None, lead=None, direction="inbound")
-    call = SimpleNamespace(services=services, state=state, language="en")
-    texts = [greeting(call), ANSWER, DEFAULT_FALLBACK]  # type: ignore[arg-type]  # fields read
-    return [part for text in texts for part in re.split(r"(?<=[.!?;:])\s+", text)]
+    return sentences([bench_greeting(announce=False), ANSWER, DEFAULT_FALLBACK])
 
 
 def setting_grid(args: argparse.Namespace) -> list[dict[str, str]]:
-    axes = [
-        [(env, value) for value in getattr(args, flag)]
-        for flag, env in SETTINGS.items()
-        if getattr(args, flag)
-    ]
-    return [dict(combo) for combo in itertools.product(*axes)]
+    return sweep.setting_grid(args, SETTINGS)
 
 
 def _trial_text(t: Trial) -> str:
@@ -468,22 +455,14 @@ def print_table(run: dict[str, Any]) -> None:
     print(flush=True)
 
 
-def _floats(text: str) -> list[str]:
-    return [str(float(v)) for v in text.split(",")]
-
-
-def _ints(text: str) -> list[str]:
-    return [str(int(v)) for v in text.split(",")]
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="typical", choices=sorted(PROFILES))
     parser.add_argument("--repeat", type=int, default=2, help="trials of each sound")
     parser.add_argument("--sounds", type=lambda t: t.split(","), default=None,
                         help=f"comma list of {', '.join(s.name for s in SOUNDS)}")  # fmt: skip
-    parser.add_argument("--min-interruption", type=_floats, default=None, metavar="S[,S]")
-    parser.add_argument("--min-interruption-words", type=_ints, default=None, metavar="N[,N]")
+    parser.add_argument("--min-interruption", type=csv_floats, default=None, metavar="S[,S]")
+    parser.add_argument("--min-interruption-words", type=csv_ints, default=None, metavar="N[,N]")
     parser.add_argument("--out", type=Path, default=Path("bench/results/false_stops.json"))
     args = parser.parse_args(argv)
     unknown = set(args.sounds or ()) - {s.name for s in SOUNDS}

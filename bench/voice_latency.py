@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import math
 import os
@@ -30,12 +29,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psutil
 
-from agent.sales_agent import greeting
+from callab import sweep
 from callab.harness import PROFILES, CallLab, LabConfig, Latencies
 from callab.phone import TestPhone
 from callab.scenarios import (
@@ -47,7 +45,7 @@ from callab.scenarios import (
     CALLER,
     bench_reference_script,
 )
-from calls.business import load_business_profile
+from callab.sweep import bench_greeting, csv_floats, csv_ints, sentences
 from config import VoiceSettings
 from localstack import StackNotInstalled
 
@@ -488,7 +486,7 @@ def lab_config(
     common: dict[str, Any] = {"workdir": workdir, "utterances": BENCH_UTTERANCES,
                               "latencies": latencies, "worker_cpus": args.pin_worker}  # fmt: skip
     if reference:  # LiveKit's defaults, whatever ours are swept over
-        script = bench_reference_script(_our_greeting())
+        script = bench_reference_script(bench_greeting(announce=True))
         return LabConfig(script=script, worker_module=REFERENCE_MODULE, worker_args=("start",),
                          **common)  # fmt: skip
     fixed = {"MAX_CALL_SECONDS": "600", "SILENCE_TIMEOUT_SECONDS": "30"}
@@ -546,31 +544,15 @@ def capacity(runs: Sequence[dict[str, Any]], *, worker_cpus: frozenset[int] | No
     }
 
 
-def _our_greeting() -> str:
-    """What our worker greets the bench's caller with (a new caller, inbound, in English)."""
-    services = SimpleNamespace(
-        business=load_business_profile(), announce_ai=True, announce_recording=True
-    )
-    state = SimpleNamespace(contact=None, lead=None, direction="inbound")
-    call = SimpleNamespace(services=services, state=state, language="en")
-    return greeting(call)  # type: ignore[arg-type]  # only these fields are read
-
-
 def _agent_lines() -> list[str]:
-    """Everything the agent says, split by sentence as the TTS stand-in synthesizes it, so
-    espeak-ng's synthesis time never adds to the configured time to first audio."""
-    texts = [_our_greeting()]
+    """Everything the agent says, split by sentence as the TTS stand-in synthesizes it."""
+    texts = [bench_greeting(announce=True)]
     texts += [str(s["say"]) for s in BENCH_SCRIPT.raw_steps if s.get("say")]
-    return [part for text in texts for part in re.split(r"(?<=[.!?;:])\s+", text)]
+    return sentences(texts)
 
 
 def setting_grid(args: argparse.Namespace) -> list[dict[str, str]]:
-    axes = [
-        [(env, value) for value in getattr(args, flag)]
-        for flag, env in TURN_SETTINGS.items()
-        if getattr(args, flag)
-    ]
-    return [dict(combo) for combo in itertools.product(*axes)]
+    return sweep.setting_grid(args, TURN_SETTINGS)
 
 
 HEADER = (
@@ -621,14 +603,6 @@ def print_ratio(run: dict[str, Any], settings: dict[str, str]) -> None:
           flush=True)  # fmt: skip
 
 
-def _floats(text: str) -> list[str]:
-    return [str(float(v)) for v in text.split(",")]
-
-
-def _ints(text: str) -> list[str]:
-    return [str(int(v)) for v in text.split(",")]
-
-
 def _cpus(text: str) -> frozenset[int]:
     cpus = frozenset(int(v) for v in text.split(","))
     if not cpus < os.sched_getaffinity(0):
@@ -650,8 +624,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--stagger", type=float, default=0.5, help="seconds between call starts")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of calls per level")
-    parser.add_argument("--min-endpointing-delay", type=_floats, default=None, metavar="S[,S]")
-    parser.add_argument("--max-endpointing-delay", type=_floats, default=None, metavar="S[,S]")
+    parser.add_argument("--min-endpointing-delay", type=csv_floats, default=None, metavar="S[,S]")
+    parser.add_argument("--max-endpointing-delay", type=csv_floats, default=None, metavar="S[,S]")
     parser.add_argument("--preemptive-generation", type=_bools, default=None, metavar="BOOL[,BOOL]")
     parser.add_argument("--max-calls", type=int, default=None, metavar="N",
                         help="the worker's WORKER_MAX_CALLS (its call slots)")  # fmt: skip
@@ -661,12 +635,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pin-worker", type=_cpus, default=None, metavar="CPU[,CPU]",
                         help="run the worker on these CPUs and everything else (phones, "
                         "stand-ins, livekit-server, the bridge) on the others")  # fmt: skip
-    parser.add_argument("--min-interruption", type=_floats, default=None, metavar="S[,S]")
+    parser.add_argument("--min-interruption", type=csv_floats, default=None, metavar="S[,S]")
     parser.add_argument("--reference", action="store_true",
                         help="also run every level against LiveKit's agent starter pipeline "
                         "(bench/reference_agent.py) and report ours ÷ its")  # fmt: skip
-    parser.add_argument("--min-interruption-words", type=_ints, default=None, metavar="N[,N]")
-    parser.add_argument("--vad-min-silence", type=_floats, default=None, metavar="S[,S]",
+    parser.add_argument("--min-interruption-words", type=csv_ints, default=None, metavar="N[,N]")
+    parser.add_argument("--vad-min-silence", type=csv_floats, default=None, metavar="S[,S]",
                         help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
     args = parser.parse_args(argv)
     unknown = [p for p in args.profile if p not in PROFILES]
