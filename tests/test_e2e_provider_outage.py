@@ -37,9 +37,10 @@ async def _answer_then(phone: TestPhone, *, since: float) -> None:
     await phone.agent_goes_quiet(for_s=0.8, limit_s=60)
 
 
-async def test_the_primary_llm_down_mid_call_the_fallback_answers_and_the_booking_is_written_once(
+async def _booking_call_with_a_fallback_llm(
     start_lab: StartLab, phones: list[TestPhone]
-) -> None:
+) -> tuple[CallLab, TestPhone]:
+    """The booking call placed, on a lab whose worker has a second LLM endpoint."""
     lab = await start_lab(
         script=BOOKING_SCRIPT, utterances=[line.heard for line in BOOKING_LINES], vendors=True,
         fallback_llm=True,
@@ -47,6 +48,13 @@ async def test_the_primary_llm_down_mid_call_the_fallback_answers_and_the_bookin
     assert lab.llm_fallback is not None
     phone = await lab.place_call(CALLER)
     phones.append(phone)
+    return lab, phone
+
+
+async def test_the_primary_llm_down_mid_call_the_fallback_answers_and_the_booking_is_written_once(
+    start_lab: StartLab, phones: list[TestPhone]
+) -> None:
+    lab, phone = await _booking_call_with_a_fallback_llm(start_lab, phones)
 
     since = phone.joined_at
     assert since is not None
@@ -83,13 +91,7 @@ async def test_the_primary_llm_down_mid_call_the_fallback_answers_and_the_bookin
 async def test_every_llm_endpoint_down_mid_call_the_caller_hears_the_apology_and_is_called_back(
     start_lab: StartLab, phones: list[TestPhone]
 ) -> None:
-    lab = await start_lab(
-        script=BOOKING_SCRIPT, utterances=[line.heard for line in BOOKING_LINES], vendors=True,
-        fallback_llm=True,
-    )  # fmt: skip
-    assert lab.llm_fallback is not None
-    phone = await lab.place_call(CALLER)
-    phones.append(phone)
+    lab, phone = await _booking_call_with_a_fallback_llm(start_lab, phones)
     assert phone.joined_at is not None
     started = datetime.now(UTC)
 
