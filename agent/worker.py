@@ -19,13 +19,14 @@ from livekit.agents import (
     JobProcess,
     RecordingOptions,
 )
+from livekit.agents.types import ATTRIBUTE_AGENT_NAME
 from livekit.plugins import silero
 
 from agent.attempts import AttemptReports
 from agent.backends import DialerDoNotCall, build_services
 from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
-from agent.capacity import CallSlots, report_slot_changes_at_once
+from agent.capacity import CallEnds, CallSlots, report_slot_changes_at_once
 from agent.sales_agent import SalesAgent
 from agent.session import build_llm, build_session, build_stt, build_tts, room_options
 from agent.settings import WorkerSettings
@@ -78,12 +79,16 @@ class DialRequest:
         return f"sip-{self.phone_number.lstrip('+')}"
 
 
-def prewarm(settings: WorkerSettings, proc: JobProcess) -> None:
+def prewarm(
+    settings: WorkerSettings, proc: JobProcess, *, call_ends: CallEnds | None = None
+) -> None:
     """Load models and build clients once per process, before any call arrives. The settings
-    come from the main process, so a job process never re-reads the environment."""
+    come from the main process, so a job process never re-reads the environment; so do
+    `call_ends`, where a call marks its slot free at the hang-up (agent/capacity.py)."""
     from livekit.local_inference import init_eot
 
     proc.userdata["settings"] = settings
+    proc.userdata["call_ends"] = call_ends
     # Outbound attempts the dialer placed report back to its queue, and an opt-out on any
     # call goes on its do-not-call list: the same store the dialer uses.
     queue = open_store(settings.queue, data_dir=settings.integrations.data_dir)
@@ -170,6 +175,11 @@ async def _run_call(
         await _connect(ctx)
     else:
         await _connect(ctx)
+        if (other := agent_in_the_room(ctx.room, settings.livekit.agent_name)) is not None:
+            # offered twice (sipbridge re-offers a call nobody took): one agent is enough
+            logger.warning("the call was offered twice and %s has it: leaving", other)
+            ctx.shutdown(reason="another agent has the call")
+            return
         caller = await ctx.wait_for_participant()
         # the caller has waited since entering the room, dispatch and job start included
         call_metrics.answered(at=caller.joined_at.timestamp() if caller.joined_at else None)
@@ -222,6 +232,7 @@ async def _run_call(
     SilencePolicy(session, call, timeout_s=settings.business.silence_timeout_seconds)
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
+    free_slot_at_hang_up(ctx, session, caller_identity)
     agent = SalesAgent(call, greet_on_enter=dial is None, recorder=recorder)
     if dialing is not None and _failed(dialing):
         # Not reached (a busy line) before the session was up: no one to listen to.
@@ -288,6 +299,33 @@ def no_cloud_audio(ctx: JobContext) -> RecordingOptions:
     Cloud's traces, logs and transcript follow the project's setting, as they would unasked."""
     cloud = ctx.job.enable_recording
     return RecordingOptions(audio=False, traces=cloud, logs=cloud, transcript=cloud)
+
+
+def agent_in_the_room(room: rtc.Room, agent_name: str) -> str | None:
+    """The identity of another agent of ours already in the room, if one is."""
+    for participant in room.remote_participants.values():
+        if (
+            participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+            and participant.attributes.get(ATTRIBUTE_AGENT_NAME) == agent_name
+        ):
+            return participant.identity
+    return None
+
+
+def free_slot_at_hang_up(ctx: JobContext, session: AgentSession[Call], caller: str) -> None:
+    """The caller gone (or the session over, whoever ended the call): what is left of the
+    job is LiveKit's 2 s session close and the wrap-up, light enough to count the call's
+    slot free (agent/capacity.py)."""
+    ends: CallEnds | None = ctx.proc.userdata.get("call_ends")
+    if ends is None:
+        return
+
+    def on_left(participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == caller:
+            ends.mark(ctx.job.id)
+
+    ctx.room.on("participant_disconnected", on_left)
+    session.on("close", lambda _ev: ends.mark(ctx.job.id))
 
 
 def transfer_desk(
@@ -551,7 +589,7 @@ def build_server(settings: WorkerSettings) -> AgentServer:
     slots = CallSlots(livekit.worker_max_calls)
     metrics_dir = livekit.worker_metrics_dir
     server = AgentServer(
-        setup_fnc=functools.partial(prewarm, settings),
+        setup_fnc=functools.partial(prewarm, settings, call_ends=slots.ends),
         ws_url=livekit.livekit_url,
         api_key=livekit.livekit_api_key,
         api_secret=livekit.api_secret(),
@@ -571,8 +609,9 @@ def build_server(settings: WorkerSettings) -> AgentServer:
         prometheus_port=livekit.worker_metrics_port,
         prometheus_multiproc_dir=str(metrics_dir) if metrics_dir else None,
     )
-    report_slot_changes_at_once(server)
+    report_slot_changes_at_once(server, slots)
     if livekit.worker_metrics_port is not None:
         forget_finished_processes(server)
-    server.rtc_session(entrypoint, agent_name=livekit.agent_name)
+    server.rtc_session(entrypoint, agent_name=livekit.agent_name,
+                       on_request=functools.partial(slots.take, server))  # fmt: skip
     return server

@@ -298,10 +298,11 @@ class CallLab:
                 raise TimeoutError(f"the worker still holds calls after {limit_s:.0f} s")
             await asyncio.sleep(0.1)
 
-    def stack_log(self) -> str:
-        """livekit-server's log: where a dropped dispatch is reported."""
+    def stack_log(self, service: str = "livekit-server") -> str:
+        """A stack service's log: livekit-server's reports a dropped dispatch, the bridge's
+        (``sipbridge``) a call offered again."""
         try:
-            return (self.stack.log_dir / "livekit-server.log").read_text(errors="replace")
+            return (self.stack.log_dir / f"{service}.log").read_text(errors="replace")
         except FileNotFoundError:
             return ""
 

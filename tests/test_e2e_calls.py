@@ -267,14 +267,21 @@ async def test_an_outbound_call_that_cannot_be_placed_is_still_recorded(
     assert len(ours) == 2 and all(r.get("call_id") and r.get("room") == mask(room) for r in ours)
 
 
-async def test_a_full_worker_refuses_the_next_call_at_once_and_answers_once_a_slot_frees(
+async def test_a_full_worker_refuses_a_call_at_once_and_answers_it_once_a_slot_frees(
     start_lab: StartLab, phones: list[TestPhone]
 ) -> None:
-    """One slot: the worker reports itself full as soon as the first call starts, so
-    livekit-server turns the second call away (with one worker it drops the dispatch; with
-    more it offers it to another). Once the first caller hangs up the slot is free again at
-    once, and the next call is answered."""
-    lab = await start_lab(script=script([]), utterances=[], settings={"WORKER_MAX_CALLS": "1"})
+    """One slot. The worker reports itself full as soon as the first call starts, so
+    livekit-server drops the second call's dispatch (with more workers it would offer it to
+    another); the bridge keeps offering it while it rings. Once the first caller hangs up the
+    slot is free at once, while that call's job still winds down (LiveKit's session close,
+    the wrap-up), and the second caller is answered. A third, while the second talks, is
+    told busy after the bridge's agent wait instead of ringing out."""
+    lab = await start_lab(
+        script=script([]),
+        utterances=[],
+        # the second caller says nothing: no goodbye for silence before the third's answer
+        settings={"WORKER_MAX_CALLS": "1", "SILENCE_TIMEOUT_SECONDS": "40"},
+    )
     first_number, second_number, third_number = "+14155550101", "+14155550102", "+14155550103"
     first = await lab.place_call(first_number)
     phones.append(first)
@@ -284,19 +291,34 @@ async def test_a_full_worker_refuses_the_next_call_at_once_and_answers_once_a_sl
 
     second = await lab.place_call(second_number, wait_answer=False)
     phones.append(second)
-    with pytest.raises(CallRefused):
-        await lab.wait_taken(await lab.room_of(second_number), limit_s=4)
+    second_room = await lab.room_of(second_number)
+    with pytest.raises(CallRefused):  # offered again after 2 s: still full
+        await lab.wait_taken(second_room, limit_s=4)
     assert '"no servers available' in lab.stack_log() or "sufficient capacity" in lab.stack_log()
-    assert second.answered_at is None  # still ringing: nobody is there to answer it
+    assert second.answered_at is None  # still ringing
 
     await first.hang_up()
-    await lab.wait_worker_idle()
+    deadline = time.monotonic() + 5
+    while True:  # MessageToJson leaves out a load of 0
+        status = await lab.worker_status()
+        if status.get("worker_load", 0) == 0:
+            break
+        assert time.monotonic() < deadline, f"the slot was not freed at the hang-up: {status}"
+        await asyncio.sleep(0.05)
+    assert status.get("active_jobs") == 1, "the first job had already finished: nothing tested"
+    await lab.wait_taken(second_room, limit_s=5)  # the bridge's next offer
+    await second.answered(limit_s=10)
+    assert second.joined_at is not None
+    await second.agent_starts_speaking(after=second.joined_at, limit_s=30)
+    assert "offered again" in lab.stack_log("sipbridge")
+
     third = await lab.place_call(third_number, wait_answer=False)
     phones.append(third)
-    await lab.wait_taken(await lab.room_of(third_number), limit_s=4)
-    await third.answered(limit_s=30)
-    assert third.joined_at is not None
-    await third.agent_starts_speaking(after=third.joined_at, limit_s=30)
+    refused = await third.sip_event("rejected", limit_s=30)
+    assert refused.fields.get("status") == 486, refused  # Busy Here, after the agent wait
+    assert third.dialed_at is not None
+    assert 15 <= refused.at - third.dialed_at < 25
+    assert second.is_connected
 
 
 # --- outbound calls over SIP: our bridge dials the Go test phone --------------------------

@@ -76,6 +76,7 @@ func run() error {
 		APIKey:    cfg.APIKey,
 		APISecret: cfg.APISecret,
 		ClusterID: cfg.ClusterID,
+		AgentWait: cfg.AgentWait,
 	}, ua, ioClient, log)
 	if err := svc.Register(bus); err != nil {
 		return err

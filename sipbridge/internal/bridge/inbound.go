@@ -47,7 +47,9 @@ type inboundCall struct {
 //     with the rule's agent dispatches.
 //  4. Once an audio track of someone in the room is subscribed (the agent is there
 //     and speaking), 200 OK with our SDP; the status becomes "active". Nobody within
-//     the ringing timeout: 480.
+//     the ringing timeout: 480. If the rule dispatches an agent and none has joined,
+//     the call is offered to it again every 2 s, and after Settings.AgentWait: 486
+//     (ours; LiveKit's SIP rings on).
 //  5. Audio and DTMF are bridged until one side hangs up.
 func (s *Service) HandleInvite(d *diago.DialogServerSession) {
 	s.mu.Lock()
@@ -295,29 +297,64 @@ func (c *inboundCall) handle() {
 	c.report(func(info *livekit.SIPCallInfo) { info.RoomId = part.RoomSID() })
 	c.log.Info("inbound call in the room; ringing until someone is there")
 
-	// 4. Answer once someone in the room can be heard.
-	select {
-	case <-part.Subscribed():
-	case <-c.d.Context().Done():
-		c.log.Info("caller hung up while ringing")
-		c.hangUpRoom()
-		c.endedUnanswered(livekit.DisconnectReason_CLIENT_INITIATED, "")
-		return
-	case <-part.Left():
-		c.log.Info("participant left the room before the call was answered", "why", part.LeftReason())
-		c.respondFinal(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable")
-		c.endedUnanswered(livekit.DisconnectReason_PARTICIPANT_REMOVED, "participant left the room before the answer")
-		return
-	case <-ringCtx.Done():
-		why := "nobody in the room published audio within " + ringFor.String()
-		if c.svc.ctx.Err() != nil {
-			why = "the bridge is shutting down"
+	// 4. Answer once someone in the room can be heard. While the agent the dispatch rule
+	// sends is not there, the call is offered to it again (reoffer.go); if it has not
+	// joined within AgentWait it is not coming (every worker stayed full): busy, rather
+	// than ringing out.
+	var noAgent <-chan time.Time
+	if wait := c.svc.settings.AgentWait; wait > 0 && len(disp.RoomConfig.GetAgents()) > 0 {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		noAgent = timer.C
+	}
+	var again <-chan time.Time
+	if noAgent != nil {
+		ticker := time.NewTicker(reofferEvery)
+		defer ticker.Stop()
+		again = ticker.C
+	}
+	agentJoined := part.AgentJoined()
+	for ringing := true; ringing; {
+		select {
+		case <-agentJoined:
+			agentJoined, noAgent, again = nil, nil, nil // it has the call: ring on until it speaks
+		case <-again:
+			offered, err := reoffer(ringCtx, c.svc.dispatch, disp.RoomName, disp.RoomConfig.GetAgents())
+			if err != nil {
+				c.log.Warn("cannot offer the call again", "error", err)
+			} else if len(offered) > 0 {
+				c.log.Info("no worker took the call: offered again", "agents", offered)
+			}
+		case <-noAgent:
+			why := "no agent took the call within " + c.svc.settings.AgentWait.String()
+			c.log.Info("not answering inbound call", "why", why)
+			c.respondFinal(sip.StatusBusyHere, "Busy Here")
+			c.hangUpRoom()
+			c.endedUnanswered(livekit.DisconnectReason_USER_UNAVAILABLE, why)
+			return
+		case <-part.Subscribed():
+			ringing = false
+		case <-c.d.Context().Done():
+			c.log.Info("caller hung up while ringing")
+			c.hangUpRoom()
+			c.endedUnanswered(livekit.DisconnectReason_CLIENT_INITIATED, "")
+			return
+		case <-part.Left():
+			c.log.Info("participant left the room before the call was answered", "why", part.LeftReason())
+			c.respondFinal(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable")
+			c.endedUnanswered(livekit.DisconnectReason_PARTICIPANT_REMOVED, "participant left the room before the answer")
+			return
+		case <-ringCtx.Done():
+			why := "nobody in the room published audio within " + ringFor.String()
+			if c.svc.ctx.Err() != nil {
+				why = "the bridge is shutting down"
+			}
+			c.log.Info("not answering inbound call", "why", why)
+			c.respondFinal(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable")
+			c.hangUpRoom()
+			c.endedUnanswered(livekit.DisconnectReason_USER_UNAVAILABLE, why)
+			return
 		}
-		c.log.Info("not answering inbound call", "why", why)
-		c.respondFinal(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable")
-		c.hangUpRoom()
-		c.endedUnanswered(livekit.DisconnectReason_USER_UNAVAILABLE, why)
-		return
 	}
 	phone, err := sipua.Answer(c.d)
 	if err != nil {

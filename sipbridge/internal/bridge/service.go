@@ -14,6 +14,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/rpc"
 	"github.com/livekit/psrpc"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"salesagent/sipbridge/internal/sipua"
@@ -24,6 +25,9 @@ type Settings struct {
 	WsURL, APIKey, APISecret string
 	// ClusterID is the psrpc topic CreateSIPParticipant arrives on ("" by default).
 	ClusterID string
+	// AgentWait: an incoming call whose dispatch sends an agent gets 486 if none has
+	// joined the room by then (0: it rings until the ringing timeout).
+	AgentWait time.Duration
 }
 
 // SIP places outgoing calls and transfers calls (sipua.UA in production).
@@ -44,6 +48,8 @@ type Service struct {
 	cancel context.CancelFunc
 
 	auth *inboundAuth
+	// dispatch offers a ringing call to its agent again (reoffer.go).
+	dispatch Dispatcher
 
 	mu    sync.Mutex
 	calls map[string]*callCore // by LiveKit call ID (sip.callID)
@@ -66,6 +72,7 @@ func NewService(settings Settings, sipUA SIP, io rpc.IOInfoClient, log *slog.Log
 		cancel:   cancel,
 		auth:     newInboundAuth(),
 		calls:    map[string]*callCore{},
+		dispatch: lksdk.NewAgentDispatchServiceClient(settings.WsURL, settings.APIKey, settings.APISecret),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -42,6 +43,12 @@ type Config struct {
 
 	Logging Logging `yaml:"logging"`
 
+	// AgentWait (ours, not livekit-sip's) is how long an incoming call whose dispatch
+	// rule sends an agent may ring before one has joined the room; then 486 Busy Here.
+	// livekit-server offers a call once and drops it when every worker is full, so an
+	// agent that has not joined by now is not coming. 0: ring until ringing_timeout.
+	AgentWait time.Duration `yaml:"agent_wait"`
+
 	// Accepted for compatibility with livekit-sip configs; not used.
 	UseExternalIP     bool    `yaml:"use_external_ip"`
 	MaxCPUUtilization float64 `yaml:"max_cpu_utilization"`
@@ -63,14 +70,20 @@ type Logging struct {
 // Defaults are the values of our local stack (see the repository's sip.yaml).
 func Defaults() Config {
 	return Config{
-		WsURL:    "ws://127.0.0.1:7880",
-		Redis:    Redis{Address: "127.0.0.1:6390"},
-		ListenIP: "127.0.0.1",
-		SIPPort:  5060,
-		RTPPort:  "10000-10100",
-		Logging:  Logging{Level: "info"},
+		WsURL:     "ws://127.0.0.1:7880",
+		Redis:     Redis{Address: "127.0.0.1:6390"},
+		ListenIP:  "127.0.0.1",
+		SIPPort:   5060,
+		RTPPort:   "10000-10100",
+		Logging:   Logging{Level: "info"},
+		AgentWait: DefaultAgentWait,
 	}
 }
+
+// DefaultAgentWait is above livekit-server's 10 s for a worker to answer a job request,
+// and leaves a cold worker time to start a job process (a few seconds on a busy machine);
+// a caller of a full worker hears about 3 rings, not 30 s to 3 min of them.
+const DefaultAgentWait = 15 * time.Second
 
 // Load reads a YAML file over the defaults; an empty path gives the defaults.
 // Unknown keys are an error, so a typo does not silently fall back to a default.
@@ -138,6 +151,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("listen_ip %q is not an IP address", c.ListenIP)
 	case c.SIPPort <= 0 || c.SIPPort > 65535:
 		return fmt.Errorf("sip_port %d is not a port", c.SIPPort)
+	case c.AgentWait < 0:
+		return fmt.Errorf("agent_wait %v is negative", c.AgentWait)
 	case c.NAT1To1IP != "" && c.NAT1To1IP != c.ListenIP:
 		return fmt.Errorf("nat_1_to_1_ip %q differs from listen_ip %q: NAT traversal is not supported", c.NAT1To1IP, c.ListenIP)
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // The repository's sip.yaml (written for livekit-sip) must load as it is.
@@ -20,6 +21,7 @@ rtp_port: 12000-12020
 max_cpu_utilization: 0.99
 logging:
   level: debug
+agent_wait: 4.5s
 `
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -34,7 +36,8 @@ logging:
 	}
 	first, last, _ := cfg.RTPRange()
 	if cfg.WsURL != "ws://127.0.0.1:7999" || cfg.Redis.Address != "127.0.0.1:6999" || cfg.SIPPort != 5099 ||
-		first != 12000 || last != 12020 || cfg.Logging.Level != "debug" || cfg.APIKey != "k" || cfg.APISecret != "s" {
+		first != 12000 || last != 12020 || cfg.Logging.Level != "debug" || cfg.APIKey != "k" || cfg.APISecret != "s" ||
+		cfg.AgentWait != 4500*time.Millisecond {
 		t.Fatalf("loaded %+v", cfg)
 	}
 }
@@ -57,6 +60,7 @@ func TestRejectsTyposAndBadValues(t *testing.T) {
 		"no ws url":  func(c *Config) { c.WsURL = "" },
 		"no redis":   func(c *Config) { c.Redis.Address = "" },
 		"bad sip pt": func(c *Config) { c.SIPPort = 70000 },
+		"agent wait": func(c *Config) { c.AgentWait = -time.Second },
 	} {
 		c := cfg
 		mutate(&c)

@@ -31,6 +31,9 @@ const (
 	authUser         = "carrier"
 	authPassword     = "s3cret-pass"
 	authRingingLimit = 2 * time.Second
+	// agentWait is the bridge's AgentWait: how long a call for the agent rings before
+	// one has joined.
+	agentWait = 3 * time.Second
 )
 
 type inboundSetup struct {
@@ -306,6 +309,48 @@ func TestInboundRoomDeletionHangsUpTheCaller(t *testing.T) {
 	}
 	if ev, _ := evs.find("hangup"); ev.By != "remote" {
 		t.Fatalf("hangup event %+v, want by remote", ev)
+	}
+}
+
+// A call whose dispatch rule sends the agent, when no agent takes it (no worker here,
+// as when every worker is full and livekit-server dropped the dispatch): while it rings
+// the bridge offers it to the agent again every 2 s, and after its AgentWait it says
+// 486 Busy Here, long before the 3-minute ringing timeout.
+func TestInboundCallNoAgentTakesIsBusy(t *testing.T) {
+	st := needStack(t)
+	provisionInbound(t, st)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const caller = "+15550001005"
+	phone, evs := startPhone(t, ctx, testphone.Config{})
+	start := time.Now()
+	done := placeCall(ctx, st, phone, caller, inboundNumber)
+	room := waitRoom(t, st, roomPrefix, caller, evs)
+	time.Sleep(time.Until(start.Add(2500 * time.Millisecond)))
+	dispatches, err := lksdk.NewAgentDispatchServiceClient(st.httpURL, apiKey, apiSecret).
+		ListDispatch(ctx, &livekit.ListAgentDispatchRequest{Room: room})
+	if err != nil {
+		t.Fatalf("list dispatch: %v", err)
+	}
+	offers := 0
+	for _, d := range dispatches.AgentDispatches {
+		if d.AgentName == agentName {
+			offers++
+		}
+	}
+	if offers != 2 {
+		t.Fatalf("%d dispatches of %s after 2.5 s, want 2 (the rule's, one offer again)", offers, agentName)
+	}
+	err = waitResult(t, done, agentWait+10*time.Second, evs)
+	var failed *sipua.CallFailure
+	if !errors.As(err, &failed) || failed.Code != 486 || failed.Local {
+		t.Fatalf("call result %v, want 486 from the bridge (phone: %s)", err, evs)
+	}
+	if took := time.Since(start); took < agentWait {
+		t.Fatalf("refused after %v, before the agent wait %v", took, agentWait)
+	}
+	if _, ok := evs.find("ringing"); !ok {
+		t.Fatalf("never rang: %s", evs)
 	}
 }
 

@@ -87,10 +87,11 @@ func joinWatcher(t *testing.T, st *stack, room string) *watcher {
 			go w.decode(track)
 		}
 	}
-	// A plain (standard kind) participant, like the agent.
+	// An agent participant, as a job's is (the bridge waits for one: agentWait).
 	yes := true
 	jwt, err := auth.NewAccessToken(apiKey, apiSecret).
 		SetIdentity("watcher").
+		SetKind(livekit.ParticipantInfo_AGENT).
 		SetVideoGrant(&auth.VideoGrant{RoomJoin: true, Room: room, CanPublish: &yes, CanSubscribe: &yes, CanPublishData: &yes}).
 		ToJWT()
 	if err != nil {

@@ -180,7 +180,7 @@ func startStack() (*stack, func(), error) {
 		return nil, cleanup, err
 	}
 	wsURL := fmt.Sprintf("ws://127.0.0.1:%d", httpPort)
-	svc := bridge.NewService(bridge.Settings{WsURL: wsURL, APIKey: apiKey, APISecret: apiSecret}, ua, ioClient, log)
+	svc := bridge.NewService(bridge.Settings{WsURL: wsURL, APIKey: apiKey, APISecret: apiSecret, AgentWait: agentWait}, ua, ioClient, log)
 	if err := svc.Register(bus); err != nil {
 		return nil, cleanup, err
 	}

@@ -60,6 +60,9 @@ type Participant struct {
 	// subscribed is closed once an audio track of another participant is subscribed.
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
+	// agent is closed once an agent participant is in the room.
+	agent     chan struct{}
+	agentOnce sync.Once
 }
 
 // roomQueue bounds how far the room's audio may run ahead of the phone (per track).
@@ -114,9 +117,11 @@ func Join(ctx context.Context, p JoinParams, hooks Hooks, log *slog.Logger) (*Pa
 		opusBuf:    make([]byte, 1500),
 		left:       make(chan struct{}),
 		subscribed: make(chan struct{}),
+		agent:      make(chan struct{}),
 	}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackSubscribed = part.onTrackSubscribed
+	cb.OnParticipantConnected = part.onParticipantConnected
 	cb.OnDataPacket = func(data lksdk.DataPacket, _ lksdk.DataReceiveParams) {
 		if d, ok := data.(*livekit.SipDTMF); ok && hooks.OnDigit != nil && d.Digit != "" {
 			hooks.OnDigit(d.Digit[0])
@@ -130,6 +135,9 @@ func Join(ctx context.Context, p JoinParams, hooks Hooks, log *slog.Logger) (*Pa
 		return nil, fmt.Errorf("join room %q: %w", p.Room, err)
 	}
 	part.room = room
+	for _, rp := range room.GetRemoteParticipants() { // in the room before us
+		part.onParticipantConnected(rp)
+	}
 	if err := part.publishPhoneTrack(); err != nil {
 		room.Disconnect()
 		return nil, err
@@ -239,6 +247,16 @@ func (p *Participant) onTrackSubscribed(track *webrtc.TrackRemote, pub *lksdk.Re
 	p.subscribedOnce.Do(func() { close(p.subscribed) })
 	go p.decodeRoomTrack(rp.Identity()+"/"+pub.SID(), track)
 }
+
+func (p *Participant) onParticipantConnected(rp *lksdk.RemoteParticipant) {
+	if rp.Kind() == lksdk.ParticipantAgent {
+		p.agentOnce.Do(func() { close(p.agent) })
+	}
+}
+
+// AgentJoined is closed once an agent participant is in the room (it joins before it
+// speaks: the job has been taken).
+func (p *Participant) AgentJoined() <-chan struct{} { return p.agent }
 
 // Subscribed is closed once the participant hears someone: an audio track of another
 // participant (the agent) is subscribed.
