@@ -201,10 +201,13 @@ async def one_call(lab: CallLab, index: int, delay_s: float) -> tuple[CallResult
     phone = await lab.place_call(CALLER, wait_answer=False)
     try:
         async with asyncio.timeout(CALL_LIMIT_S):
-            await phone.answered()
+            try:
+                await phone.answered()
+            except Exception:  # a failed call is counted, not fatal to the run
+                return CallResult(error=f"unanswered: {phone.unanswered_cause()}"), phone
             return await run_call(phone), phone
-    except Exception as exc:  # a failed call is counted, not fatal to the run
-        return CallResult(error=f"{type(exc).__name__}: {exc}"), phone
+    except Exception as exc:
+        return CallResult(error=f"{type(exc).__name__} during the call: {exc}"), phone
     finally:
         await phone.hang_up()
 
@@ -586,8 +589,12 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
             f"{name} {parts[name]['p50']:.0f}"
             for name in ("end_of_turn", "provider", "our_code", "transport")
         ) + f" (the STT stand-in took {parts['stt_actual']['p50']} ms)", flush=True)  # fmt: skip
-    if extra["errors"]:
-        print(f"    {len(extra['errors'])} call(s) failed: {extra['errors'][0]}", flush=True)
+    errors = extra["errors"]
+    if errors:
+        unanswered = sum(1 for error in errors if error.startswith("unanswered"))
+        print(f"    {len(errors)} call(s) failed, {unanswered} of them unanswered:", flush=True)
+        for error in errors:
+            print(f"      {error}", flush=True)
 
 
 def print_ratio(run: dict[str, Any], settings: dict[str, str]) -> None:

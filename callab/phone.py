@@ -201,6 +201,24 @@ class TestPhone:
         await asyncio.wait_for(self._streaming.wait(), 10)
         return event.at
 
+    def unanswered_cause(self) -> str:
+        """Why this call has no answer, from what the phone saw: refused with a status, hung
+        up, or still ringing (and for how long)."""
+        if self._sip is None:
+            return "never dialled"
+        since = self.dialed_at
+        for event in self._sip.events:
+            after = f" after {event.at - since:.1f} s" if since is not None else ""
+            if event.kind == "rejected":
+                status, reason = event.fields.get("status"), event.fields.get("reason", "")
+                return f"refused {status} {reason}{after}".strip()
+            if event.kind in ("hangup", "failed"):
+                why = event.fields.get("reason") or event.fields.get("error") or "no reason"
+                return f"{event.kind}{after}: {why}"
+        rang = "ringing" if "ringing" in self._sip.kinds() else "no ringing"
+        waited = f" for {self._clock() - since:.1f} s" if since is not None else ""
+        return f"not answered, {rang}{waited}"
+
     async def sip_event(self, kind: str, *, limit_s: float = 30.0) -> PhoneEvent:
         """The Go phone's first event of ``kind`` (invite, ringing, hangup ...)."""
         assert self._sip is not None, "dial() first"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -246,3 +247,26 @@ def test_false_stops_sounds_are_fixed_and_at_phone_levels() -> None:
     assert {s.label for s in bench.SOUNDS} == {"stop", "no_stop"}
     args = bench.parse_args(["--min-interruption", "0.2,0.4", "--min-interruption-words", "0,1"])
     assert len(bench.setting_grid(args)) == 4
+
+
+def test_an_unanswered_call_is_reported_with_what_the_phone_saw():
+    """The benchmark counts every unanswered call as a failure and says why."""
+    from types import SimpleNamespace
+
+    from callab.phone import TestPhone
+    from callab.sip_phone import PhoneEvent
+
+    now = [100.0]
+    phone = TestPhone(call_to="sip:+14155550199@127.0.0.1:5060", clock=lambda: now[0])
+    assert phone.unanswered_cause() == "never dialled"
+    events: list[PhoneEvent] = []
+    phone._sip = SimpleNamespace(events=events, kinds=lambda: [e.kind for e in events])  # type: ignore[assignment]
+    phone.dialed_at = 90.0
+    assert phone.unanswered_cause() == "not answered, no ringing for 10.0 s"
+    events.append(PhoneEvent(at=90.2, kind="ringing", fields={}))
+    assert phone.unanswered_cause() == "not answered, ringing for 10.0 s"
+    events.append(
+        PhoneEvent(at=105.0, kind="rejected", fields={"status": 486, "reason": "Busy Here"})
+    )
+    assert phone.unanswered_cause() == "refused 486 Busy Here after 15.0 s"
+    shutil.rmtree(phone._dir)
