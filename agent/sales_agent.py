@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, NoReturn
 
-from livekit.agents import Agent, ChatContext, StopResponse, llm
+from livekit import rtc
+from livekit.agents import Agent, ChatContext, ModelSettings, StopResponse, llm
 from livekit.agents.voice.events import UserInputTranscribedEvent
 from livekit.plugins import cartesia
 
 import prompts
+from agent.backchannel import is_backchannel, rest_of_reply
 from calls.business import BusinessProfile
 from calls.call import Call
 from calls.languages import choose_language
@@ -159,6 +162,7 @@ class SalesAgent(Agent):
         self._screening = False  # True while voicemail detection has not yet decided
         self._quiet_callee: asyncio.Task[None] | None = None
         self._heard: tuple[str | None, str] | None = None  # the latest final: language, words
+        self._reply_text: list[str] = []  # what the agent is saying (or last said), in full
 
     async def on_enter(self) -> None:
         if self._recorder is not None:  # the session's audio is up; no word is said yet
@@ -206,6 +210,7 @@ class SalesAgent(Agent):
             self.session.history.insert(new_message)
             raise StopResponse()
         if self._greeted and self._talking and not self._screening:
+            self._carry_on_after_backchannel(new_message)
             await self._follow_caller_language(turn_ctx, new_message)
             return
         # The callee's "Hello?" is answered with the opener, not the LLM (and a mailbox's
@@ -216,6 +221,38 @@ class SalesAgent(Agent):
         await self.update_chat_ctx(context)
         self.session.history.insert(new_message)
         self.greet()
+        raise StopResponse()
+
+    async def tts_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterator[rtc.AudioFrame]:
+        """LiveKit's TTS, keeping the whole text of the reply being spoken: the history keeps
+        only what the caller heard of an interrupted one (agent/backchannel.py)."""
+        said = self._reply_text = []
+
+        async def kept() -> AsyncIterator[str]:
+            async for chunk in text:
+                said.append(chunk)
+                yield chunk
+
+        async for frame in Agent.default.tts_node(self, kept(), model_settings):
+            yield frame
+
+    def _carry_on_after_backchannel(self, new_message: llm.ChatMessage) -> None:
+        """The caller only said "uh-huh" over the agent: it says the rest of its reply and the
+        turn is not answered. Kept in the transcript all the same."""
+        if not is_backchannel(new_message.text_content or ""):
+            return
+        replies = [item for item in self.chat_ctx.items
+                   if isinstance(item, llm.ChatMessage) and item.role == "assistant"]  # fmt: skip
+        cut = replies[-1] if replies else None
+        if cut is None or not cut.interrupted:
+            return  # said after the agent finished: an answer ("okay" to a question)
+        rest = rest_of_reply("".join(self._reply_text), cut.text_content or "")
+        if rest is None:
+            return
+        self.session.history.insert(new_message)
+        self.session.say(rest)
         raise StopResponse()
 
     def _on_transcript(self, event: UserInputTranscribedEvent) -> None:

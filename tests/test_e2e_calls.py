@@ -189,6 +189,37 @@ async def test_caller_barging_in_stops_the_agent_and_gets_an_answer(
     assert 0 < len(message_text(kept)) < len(LONG_ANSWER)  # only what the caller heard
 
 
+async def test_an_uh_huh_over_the_agent_is_not_answered_the_agent_carries_on(
+    start_lab: StartLab, phones: list[TestPhone]
+) -> None:
+    """A backchannel is listening, not a turn: the agent stops (LiveKit cannot tell yet), then
+    says the rest of its answer from the sentence it was in, and the LLM is never asked."""
+    question = BARGE_IN_LINES[0]
+    lab = await start_lab(script=BARGE_IN_SCRIPT, utterances=[question.heard, "Uh-huh."])
+    phone = await lab.place_call(CALLER)
+    phones.append(phone)
+    assert phone.joined_at is not None
+
+    asked = await phone.say_after_agent(question.spoken, since=phone.joined_at)
+    # into the second sentence of the answer (about 5 s each)
+    over = await phone.say_over_agent("uh huh", since=asked.ended_at, after_onset_s=7.0)
+    await phone.agent_goes_quiet(for_s=2.0, limit_s=60)
+
+    sentences = [s.strip() + "." for s in LONG_ANSWER.split(".") if s.strip()]
+    later = [" ".join(sentences[n:]) for n in range(1, len(sentences))]
+    spoken = spoken_texts(lab)
+    assert spoken.count(LONG_ANSWER) == 1, spoken  # said once in full, never started over
+    carried_on = [text for text in spoken if text in later]
+    assert carried_on, f"the rest of the answer was not said: {spoken}"
+    answered = [
+        request for request in lab.llm.requests
+        if any(m["role"] == "user" and "uh-huh" in message_text(m).lower()
+               for m in request.messages)
+    ]  # fmt: skip
+    assert answered == [], "the backchannel was answered by the LLM"
+    assert phone.recording.loud and max(phone.recording.loud) > over.ended_at + 1.0
+
+
 async def test_silent_caller_is_nudged_twice_then_the_agent_hangs_up(
     start_lab: StartLab, phones: list[TestPhone], tmp_path: Path
 ) -> None:
