@@ -33,8 +33,8 @@ from typing import Any
 
 import psutil
 
-from callab import sweep
-from callab.harness import PROFILES, CallLab, LabConfig, Latencies
+from callab import prom, sweep
+from callab.harness import PROFILES, CallLab, LabConfig, Latencies, free_tcp_port
 from callab.phone import TestPhone
 from callab.scenarios import (
     BENCH_BARGE,
@@ -217,6 +217,8 @@ async def run_level(
 ) -> dict[str, Any]:
     """`repeat` rounds of `concurrency` simultaneous calls (staggered by `stagger_s`)."""
     assert lab.worker is not None
+    metrics_port = lab.config.settings.get("WORKER_METRICS_PORT")
+    scraped = await prom.scrape(int(metrics_port)) if metrics_port else None
     log_from = len(lab.worker_log())
     stt_from = len(lab.stt.utterances)
     idle_rss, idle_pss = TreeSampler(lab.worker.pid).memory_now()
@@ -231,6 +233,10 @@ async def run_level(
             )
         bench_cpu = bench.cpu_percent()
     wall = time.monotonic() - started
+    prometheus = None
+    if metrics_port and scraped is not None:
+        await lab.wait_worker_idle()  # the last calls' wrap-ups count their outcomes
+        prometheus = worker_prometheus(scraped, await prom.scrape(int(metrics_port)))
     results = [result for result, _ in outcomes]
     done = [r for r in results if r.error is None]
     return {
@@ -246,6 +252,7 @@ async def run_level(
         "calls": len(done),
         "errors": [r.error for r in results if r.error],
         "worker_metrics": turn_metrics(lab.worker_log()[log_from:]),
+        "prometheus": prometheus,
         "worker_turns": worker_turns(lab.worker_log()[log_from:]),
         # what the STT stand-in actually took per utterance (its speech end to its text sent)
         "stt_ms": [
@@ -398,6 +405,37 @@ def summarise(
         ),
         "job_process_mb": level["job_process_mb"],
         "worker_cpu_pct": round(level["worker_cpu_pct"], 1),
+        "worker_prometheus": level["prometheus"],
+    }
+
+
+STAGES = ("end_of_utterance", "transcription", "llm_ttft", "tts_ttfb")
+
+
+def worker_prometheus(before: prom.Samples, after: prom.Samples) -> dict[str, Any]:
+    """What the worker's own /metrics recorded during a level (the Grafana dashboard's
+    figures), beside what the phone measured: its histograms' p50 / p95 (ms, from the
+    buckets) and its counters' increase."""
+
+    def increase(name: str, label: str) -> dict[str, int]:
+        was = prom.by_label(before, name, label)
+        now = prom.by_label(after, name, label)
+        return {k: int(v - was.get(k, 0)) for k, v in now.items() if v - was.get(k, 0)}
+
+    return {
+        "v2v_ms": prom.histogram_between(before, after, "sales_agent_voice_to_voice_seconds"),
+        "greeting_ms": prom.histogram_between(before, after, "sales_agent_greeting_seconds"),
+        "barge_in_stop_ms": prom.histogram_between(
+            before, after, "sales_agent_barge_in_stop_seconds", outcome="interrupted"
+        ),
+        "stages_ms": {
+            stage: prom.histogram_between(
+                before, after, "sales_agent_turn_stage_seconds", stage=stage
+            )
+            for stage in STAGES
+        },
+        "calls": increase("sales_agent_calls_total", "disposition"),
+        "tool_errors": increase("sales_agent_tool_errors_total", "integration"),
     }
 
 
@@ -492,7 +530,8 @@ def lab_config(
         script = bench_reference_script(bench_greeting(announce=True))
         return LabConfig(script=script, worker_module=REFERENCE_MODULE, worker_args=("start",),
                          **common)  # fmt: skip
-    fixed = {"MAX_CALL_SECONDS": "600", "SILENCE_TIMEOUT_SECONDS": "30"}
+    fixed = {"MAX_CALL_SECONDS": "600", "SILENCE_TIMEOUT_SECONDS": "30",
+             "WORKER_METRICS_PORT": str(free_tcp_port())}  # fmt: skip
     if args.max_calls:
         fixed["WORKER_MAX_CALLS"] = str(args.max_calls)
     return LabConfig(script=BENCH_SCRIPT, settings={**fixed, **settings}, **common)
@@ -589,12 +628,29 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
             f"{name} {parts[name]['p50']:.0f}"
             for name in ("end_of_turn", "provider", "our_code", "transport")
         ) + f" (the STT stand-in took {parts['stt_actual']['p50']} ms)", flush=True)  # fmt: skip
+    if run.get("worker_prometheus"):
+        print("    " + prometheus_line(run["worker_prometheus"]), flush=True)
     errors = extra["errors"]
     if errors:
         unanswered = sum(1 for error in errors if error.startswith("unanswered"))
         print(f"    {len(errors)} call(s) failed, {unanswered} of them unanswered:", flush=True)
         for error in errors:
             print(f"      {error}", flush=True)
+
+
+def prometheus_line(figures: dict[str, Any]) -> str:
+    def pair(histogram: dict[str, Any]) -> str:
+        p50, p95 = histogram["p50"], histogram["p95"]
+        if p50 is None:
+            return "-"
+        return f"{p50:.0f}/{p95:.0f} (n={histogram['count']})"
+
+    stages = ", ".join(f"{name} {pair(h)}" for name, h in figures["stages_ms"].items())
+    return (
+        f"worker /metrics, p50/p95 ms: v2v {pair(figures['v2v_ms'])}, greeting "
+        f"{pair(figures['greeting_ms'])}, barge-in {pair(figures['barge_in_stop_ms'])}; "
+        f"{stages}; calls {figures['calls'] or '-'}, tool errors {figures['tool_errors'] or 0}"
+    )
 
 
 def print_ratio(run: dict[str, Any], settings: dict[str, str]) -> None:

@@ -60,7 +60,7 @@ _SCRUBBED_PREFIXES = (
 _rooms = itertools.count(1)
 
 
-def _free_tcp_port() -> int:
+def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -155,7 +155,7 @@ class CallLab:
         self.calendar: Any = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.worker_log_path = config.workdir / "worker.log"
-        self.worker_http_port = _free_tcp_port()
+        self.worker_http_port = free_tcp_port()
         self._exits = contextlib.AsyncExitStack()
         self._lkapi: api.LiveKitAPI | None = None
         self.outbound_env: dict[str, str] = {}
@@ -379,7 +379,7 @@ class CallLab:
     async def start_outbound_side(self, settings: Mapping[str, str] | None = None) -> str:
         """``python -m dialer`` and ``python -m leadapi`` beside the worker, sharing its data
         directory and LiveKit; returns the lead API's base URL."""
-        port = _free_tcp_port()
+        port = free_tcp_port()
         env = {**self.worker_env(), "LEADAPI_PORT": str(port), **(settings or {})}
         self.outbound_env = env
         for module in ("dialer", "leadapi"):

@@ -270,3 +270,33 @@ def test_an_unanswered_call_is_reported_with_what_the_phone_saw():
     )
     assert phone.unanswered_cause() == "refused 486 Busy Here after 15.0 s"
     shutil.rmtree(phone._dir)
+
+
+def test_the_workers_histograms_read_between_two_scrapes() -> None:
+    """The benchmark reads the worker's /metrics before and after a level: the observations
+    in between, their quantiles from the buckets as Prometheus estimates them."""
+    from callab import prom
+
+    def scrape(counts: dict[str, float], calls: float) -> prom.Samples:
+        name = "sales_agent_voice_to_voice_seconds"
+        samples: prom.Samples = {
+            (f"{name}_bucket", frozenset({("le", le)})): n for le, n in counts.items()
+        }
+        samples[(f"{name}_count", frozenset())] = counts["+Inf"]
+        samples[("sales_agent_calls_total", frozenset({("disposition", "booked")}))] = calls
+        return samples
+
+    before = scrape({"0.5": 1, "1.0": 2, "2.0": 2, "+Inf": 2}, calls=1)
+    # 10 more: 4 in (0.5, 1.0], 6 in (1.0, 2.0]
+    after = scrape({"0.5": 1, "1.0": 6, "2.0": 12, "+Inf": 12}, calls=3)
+    h = prom.histogram_between(before, after, "sales_agent_voice_to_voice_seconds")
+    assert h["count"] == 10
+    assert h["p50"] == pytest.approx(1000 + 1000 * (5 - 4) / 6, abs=0.1)
+    assert h["p95"] == pytest.approx(1000 + 1000 * (9.5 - 4) / 6, abs=0.1)
+    assert prom.histogram_between(after, after, "sales_agent_voice_to_voice_seconds")["p50"] is None
+    assert prom.quantile([(1.0, 0), (float("inf"), 3)], 0.5) == 1000.0  # beyond the top bound
+
+    bench = load("voice_latency")
+    figures = bench.worker_prometheus(before, after)
+    assert figures["v2v_ms"]["count"] == 10 and figures["calls"] == {"booked": 2}
+    assert "v2v 1167/1917 (n=10)" in bench.prometheus_line(figures)

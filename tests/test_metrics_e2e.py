@@ -7,54 +7,19 @@ metrics cross the process boundary."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from callab.audio import AudioToolMissing
-from callab.harness import CallLab, LabConfig
+from callab.harness import CallLab, LabConfig, free_tcp_port
+from callab.prom import Samples, by_label, scrape, total
 from callab.scenarios import BARGE_IN_LINES, BARGE_IN_SCRIPT, CALLER, script
 from localstack import StackNotInstalled
 
 pytestmark = pytest.mark.e2e
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def scrape(port: int) -> Samples:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{port}/metrics") as response,
-    ):
-        assert response.status == 200
-        text = await response.text()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name`` over every series carrying ``labels`` (and any others)."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
-
-
-def by_label(samples: Samples, name: str, label: str) -> Mapping[str, float]:
-    return {dict(ls)[label]: v for (n, ls), v in samples.items() if n == name and v}
 
 
 async def scrape_until(port: int, name: str, *, limit_s: float = 40.0) -> Samples:
@@ -77,7 +42,7 @@ async def start_measured_lab(tmp_path: Path, port: int, **config: Any) -> CallLa
 
 
 async def test_one_call_moves_the_worker_metrics_across_its_processes(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_tcp_port()
     question, interruption = BARGE_IN_LINES
     lab = await start_measured_lab(
         tmp_path, port, script=BARGE_IN_SCRIPT, utterances=[question.heard, interruption.heard]
@@ -133,7 +98,7 @@ async def test_an_outbound_call_never_answered_is_counted_not_reached_and_never_
     tmp_path: Path,
 ) -> None:
     # No trunk by that id: LiveKit refuses the dial at once and the job ends itself.
-    port = _free_port()
+    port = free_tcp_port()
     lab = await start_measured_lab(tmp_path, port, script=script([]), utterances=[])
     try:
         await lab.dispatch_outbound(CALLER, sip_trunk_id="ST_no_such_trunk")
