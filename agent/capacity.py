@@ -20,9 +20,11 @@ gone a job still runs for ≈2.6 s (LiveKit's session close waits 2 s before del
 room, then the wrap-up writes the record), and while a full worker's jobs wound down it told
 livekit-server it was full: calls placed in that window were offered to no one and rang out
 (measured: 3 calls hung up together, 3 placed at once, none got a job request). So the job
-process marks its call ended when its session closes (`CallEnds`, a file per job in a
-directory the main process made), and the main process counts only the calls not marked,
-sees a mark within `WATCH_INTERVAL_S` and reports the freed slot to livekit-server at once.
+marks its call ended the moment the caller leaves (`CallEnds`, a file per job in a directory
+the main process made; agent/worker.py `free_slot_at_hang_up`), and the main process counts
+only the calls not marked, sees a mark within `WATCH_INTERVAL_S` and reports the freed slot
+to livekit-server at once. A call placed in that gap is dropped by livekit-server as before;
+the SIP bridge offers it again (sipbridge/internal/bridge/reoffer.go).
 """
 
 from __future__ import annotations
@@ -45,8 +47,7 @@ logger = logging.getLogger("agent.capacity")
 # livekit-server offers a job only to a worker reporting a load below its agents
 # `target_load`; 0.7 is its default. A full worker reports exactly this.
 LOAD_WHEN_FULL = 0.7
-# How soon the main process sees a call marked ended: a call placed in the gap still finds
-# the worker full (as before, for 2.6 s).
+# How often the main process looks for calls marked ended.
 WATCH_INTERVAL_S = 0.1
 
 

@@ -234,7 +234,7 @@ async def run_level(
         bench_cpu = bench.cpu_percent()
     wall = time.monotonic() - started
     prometheus = None
-    if metrics_port and scraped is not None:
+    if scraped is not None and metrics_port:
         await lab.wait_worker_idle()  # the last calls' wrap-ups count their outcomes
         prometheus = worker_prometheus(scraped, await prom.scrape(int(metrics_port)))
     results = [result for result, _ in outcomes]

@@ -49,12 +49,8 @@ def histogram_between(before: Samples, after: Samples, name: str, **labels: str)
     histogram_quantile does (linear within a bucket; the top bucket's lower bound beyond
     it). None where nothing was observed."""
     count = total(after, f"{name}_count", **labels) - total(before, f"{name}_count", **labels)
-    bounds = sorted(
-        {float(dict(ls)["le"]) for (n, ls) in after if n == f"{name}_bucket" and "le" in dict(ls)}
-    )
-    cumulative = [
-        (le, _bucket(after, name, le, labels) - _bucket(before, name, le, labels)) for le in bounds
-    ]
+    was, now = _buckets(before, name, labels), _buckets(after, name, labels)
+    cumulative = [(le, n - was.get(le, 0.0)) for le, n in sorted(now.items())]
     return {
         "count": int(count),
         "p50": quantile(cumulative, 0.5),
@@ -62,13 +58,16 @@ def histogram_between(before: Samples, after: Samples, name: str, **labels: str)
     }
 
 
-def _bucket(samples: Samples, name: str, le: float, labels: Mapping[str, str]) -> float:
+def _buckets(samples: Samples, name: str, labels: Mapping[str, str]) -> dict[float, float]:
+    """Histogram ``name``'s cumulative bucket counts by upper bound, summed over the series
+    carrying ``labels``."""
     wanted = set(labels.items())
-    return sum(
-        v
-        for (n, ls), v in samples.items()
-        if n == f"{name}_bucket" and wanted <= ls and float(dict(ls)["le"]) == le
-    )
+    counts: dict[float, float] = {}
+    for (n, ls), v in samples.items():
+        if n == f"{name}_bucket" and wanted <= ls:
+            le = float(dict(ls)["le"])
+            counts[le] = counts.get(le, 0.0) + v
+    return counts
 
 
 def quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:

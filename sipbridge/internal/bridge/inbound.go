@@ -301,17 +301,12 @@ func (c *inboundCall) handle() {
 	// sends is not there, the call is offered to it again (reoffer.go); if it has not
 	// joined within AgentWait it is not coming (every worker stayed full): busy, rather
 	// than ringing out.
-	var noAgent <-chan time.Time
+	var noAgent, again <-chan time.Time
 	if wait := c.svc.settings.AgentWait; wait > 0 && len(disp.RoomConfig.GetAgents()) > 0 {
-		timer := time.NewTimer(wait)
+		timer, ticker := time.NewTimer(wait), time.NewTicker(reofferEvery)
 		defer timer.Stop()
-		noAgent = timer.C
-	}
-	var again <-chan time.Time
-	if noAgent != nil {
-		ticker := time.NewTicker(reofferEvery)
 		defer ticker.Stop()
-		again = ticker.C
+		noAgent, again = timer.C, ticker.C
 	}
 	agentJoined := part.AgentJoined()
 	for ringing := true; ringing; {
