@@ -14,6 +14,10 @@ for the languages whose words we list:
 - the words end cleanly: the turn is over after the minimum delay, whatever the model says;
 - no words yet (the final transcript has not arrived): the model decides, and the decision is
   made again when the transcript arrives.
+
+One exception: a backchannel said over the agent ("mm-hmm", "okay") is over after the minimum
+delay, in any language `agent/backchannel.py` lists, so the agent carries on at once. Alone,
+"hmm" is a filler that leaves a sentence open; over the agent's voice it is listening.
 """
 
 from __future__ import annotations
@@ -23,7 +27,13 @@ from typing import Any
 
 from livekit.agents import AgentSession, inference
 from livekit.agents.language import LanguageCode
-from livekit.agents.voice.events import UserInputTranscribedEvent, UserStateChangedEvent
+from livekit.agents.voice.events import (
+    AgentStateChangedEvent,
+    UserInputTranscribedEvent,
+    UserStateChangedEvent,
+)
+
+from agent.backchannel import is_backchannel
 
 
 def _words(text: str) -> frozenset[str]:
@@ -90,6 +100,8 @@ class TranscriptGate:
     def __init__(self, language: str) -> None:
         self.language = language
         self._last_final = ""
+        self._agent_speaking = False
+        self._over_agent = False  # the caller's current turn began while the agent spoke
 
     def heard(self, event: UserInputTranscribedEvent) -> None:
         if event.is_final and event.transcript.strip():
@@ -98,10 +110,16 @@ class TranscriptGate:
     def speaking(self, event: UserStateChangedEvent) -> None:
         if event.new_state == "speaking":
             self._last_final = ""  # the caller went on: their earlier words no longer end it
+            self._over_agent = self._agent_speaking
+
+    def agent(self, event: AgentStateChangedEvent) -> None:
+        self._agent_speaking = event.new_state == "speaking"
 
     def threshold(self, model_threshold: float | None, language: str | None) -> float | None:
         """The end-of-turn threshold for this decision: the model's own when the words say
         nothing."""
+        if self._over_agent and is_backchannel(self._last_final):
+            return NEVER_UNLIKELY
         left_open = sentence_left_open(self._last_final, language or self.language)
         if left_open is None:
             return model_threshold
@@ -110,6 +128,7 @@ class TranscriptGate:
     def follow(self, session: AgentSession[Any]) -> None:
         session.on("user_input_transcribed", self.heard)
         session.on("user_state_changed", self.speaking)
+        session.on("agent_state_changed", self.agent)
 
 
 class PhoneTurnDetector(inference.TurnDetector):

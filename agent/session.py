@@ -9,7 +9,7 @@ import aiohttp
 from livekit.agents import AgentSession, APIConnectOptions, llm, stt, tts, vad
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
-from livekit.plugins import cartesia, deepgram, openai
+from livekit.plugins import cartesia, deepgram, openai, silero
 from pydantic import SecretStr
 
 from agent.endpointing import PhoneTurnDetector, TranscriptGate
@@ -54,6 +54,14 @@ def _openai(model: str, key: SecretStr, base_url: str) -> openai.LLM:
         model=model, api_key=key.get_secret_value(), base_url=base_url, temperature=0.3,
         parallel_tool_calls=False,
     )  # fmt: skip
+
+
+def load_vad(voice: VoiceSettings) -> vad.VAD:
+    """Silero, loaded once per process and shared by its sessions."""
+    return silero.VAD.load(
+        min_silence_duration=voice.vad_min_silence_seconds,
+        activation_threshold=voice.vad_activation_threshold,
+    )
 
 
 def build_stt(
@@ -208,7 +216,7 @@ def build_session(
                 "min_duration": voice.min_interruption_seconds,
                 "min_words": voice.min_interruption_words,
                 "resume_false_interruption": True,
-                "false_interruption_timeout": 1.5,
+                "false_interruption_timeout": voice.false_interruption_timeout,
             },
             "preemptive_generation": {"enabled": voice.preemptive_generation},
         },
@@ -220,7 +228,11 @@ def build_session(
 def room_options(voice: VoiceSettings, *, participant_identity: str | None = None) -> RoomOptions:
     """Listen to the caller; on an outbound call, to the SIP participant being dialed."""
     options = RoomOptions(
-        audio_input=AudioInputOptions(noise_cancellation=_noise_cancellation(voice)),
+        audio_input=AudioInputOptions(
+            sample_rate=STT_SAMPLE_RATE,
+            frame_size_ms=voice.audio_input_frame_ms,
+            noise_cancellation=_noise_cancellation(voice),
+        ),
         close_on_disconnect=True,
         # The caller hung up: end the call now, not when livekit-server's departure timeout
         # closes the empty room, so its call slot, its process and its wrap-up do not wait.

@@ -59,6 +59,9 @@ CALL_LIMIT_S = 90.0
 SETTINGS = {  # CLI flag -> worker setting (env name)
     "min_interruption": "MIN_INTERRUPTION_SECONDS",
     "min_interruption_words": "MIN_INTERRUPTION_WORDS",
+    "vad_activation": "VAD_ACTIVATION_THRESHOLD",
+    "input_frame_ms": "AUDIO_INPUT_FRAME_MS",
+    "false_interruption_timeout": "FALSE_INTERRUPTION_TIMEOUT",
 }
 QUESTION = Line("Tell me about Northwind", "Tell me about Northwind.")
 # One sentence without commas for the first seconds: the answer has no pause of its own
@@ -463,6 +466,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"comma list of {', '.join(s.name for s in SOUNDS)}")  # fmt: skip
     parser.add_argument("--min-interruption", type=csv_floats, default=None, metavar="S[,S]")
     parser.add_argument("--min-interruption-words", type=csv_ints, default=None, metavar="N[,N]")
+    parser.add_argument("--vad-activation", type=csv_floats, default=None, metavar="P[,P]")
+    parser.add_argument("--input-frame-ms", type=csv_ints, default=None, metavar="MS[,MS]")
+    parser.add_argument("--false-interruption-timeout", type=csv_floats, default=None,
+                        metavar="S[,S]")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/false_stops.json"))
     args = parser.parse_args(argv)
     unknown = set(args.sounds or ()) - {s.name for s in SOUNDS}

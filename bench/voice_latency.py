@@ -63,6 +63,9 @@ TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
     "min_interruption": "MIN_INTERRUPTION_SECONDS",
     "job_executor": "WORKER_JOB_EXECUTOR",
     "min_interruption_words": "MIN_INTERRUPTION_WORDS",
+    "vad_activation": "VAD_ACTIVATION_THRESHOLD",
+    "input_frame_ms": "AUDIO_INPUT_FRAME_MS",
+    "false_interruption_timeout": "FALSE_INTERRUPTION_TIMEOUT",
 }
 
 
@@ -703,6 +706,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="also run every level against LiveKit's agent starter pipeline "
                         "(bench/reference_agent.py) and report ours ÷ its")  # fmt: skip
     parser.add_argument("--min-interruption-words", type=csv_ints, default=None, metavar="N[,N]")
+    parser.add_argument("--vad-activation", type=csv_floats, default=None, metavar="P[,P]")
+    parser.add_argument("--input-frame-ms", type=csv_ints, default=None, metavar="MS[,MS]")
+    parser.add_argument("--false-interruption-timeout", type=csv_floats, default=None,
+                        metavar="S[,S]")  # fmt: skip
     parser.add_argument("--vad-min-silence", type=csv_floats, default=None, metavar="S[,S]",
                         help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
     args = parser.parse_args(argv)

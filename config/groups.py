@@ -188,9 +188,17 @@ class VoiceSettings(BaseSettings):
     max_endpointing_delay: float = Field(2.5, gt=0)
     preemptive_generation: bool = True
     vad_min_silence_seconds: float = Field(0.55, gt=0, le=3)
-    min_interruption_seconds: float = Field(0.4, gt=0, le=3)
+    # Silero's speech probability that starts the caller's speech (and so a barge-in).
+    vad_activation_threshold: float = Field(0.35, gt=0, lt=1)
+    # The caller's audio reaches the VAD and the STT in frames this long: shorter hears the
+    # caller sooner and costs more Python per second of call.
+    audio_input_frame_ms: int = Field(50, ge=10, le=100)
+    min_interruption_seconds: float = Field(0.05, gt=0, le=3)
     # Words the STT must have heard before talking over the agent stops it (0: the VAD alone).
     min_interruption_words: int = Field(0, ge=0, le=5)
+    # A pause no words follow (a cough, a throat-clear) ends this long after the sound does:
+    # the agent resumes where it stopped.
+    false_interruption_timeout: float = Field(0.8, gt=0, le=5)
     noise_cancellation: Literal["off", "bvc", "bvc_telephony"] = "off"
 
     @field_validator(

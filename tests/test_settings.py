@@ -104,9 +104,53 @@ async def test_the_interruption_settings_reach_the_session() -> None:
     voice = VoiceSettings(
         deepgram_api_key="k", openai_api_key="k", cartesia_api_key="k",  # type: ignore[arg-type]
         min_interruption_seconds=0.25, min_interruption_words=2,
+        false_interruption_timeout=0.8,
     )  # fmt: skip
     call: Any = SimpleNamespace()  # only handed to the session as its userdata
     session = build_session(voice, call, vad_model=NoVad(), user_away_timeout=10)
     interruption = session.options.interruption
     assert (interruption["min_duration"], interruption["min_words"]) == (0.25, 2)
     assert interruption["resume_false_interruption"] is True
+    assert interruption["false_interruption_timeout"] == 0.8
+
+
+def test_the_vad_is_loaded_with_the_configured_silence_and_activation_threshold() -> None:
+    from agent.session import load_vad
+    from config import VoiceSettings
+
+    voice = VoiceSettings(
+        deepgram_api_key="k", openai_api_key="k", cartesia_api_key="k",  # type: ignore[arg-type]
+        vad_min_silence_seconds=0.3, vad_activation_threshold=0.35,
+    )  # fmt: skip
+    options = load_vad(voice)._opts
+    assert (options.min_silence_duration, options.activation_threshold) == (0.3, 0.35)
+    with pytest.raises(ValueError, match="vad_activation_threshold"):
+        VoiceSettings(
+            deepgram_api_key="k", openai_api_key="k", cartesia_api_key="k",  # type: ignore[arg-type]
+            vad_activation_threshold=1.2,
+        )  # fmt: skip
+
+
+def test_the_callers_audio_arrives_at_the_stt_rate_in_frames_of_the_configured_length() -> None:
+    from agent.session import STT_SAMPLE_RATE, room_options
+    from config import VoiceSettings
+
+    voice = VoiceSettings(
+        deepgram_api_key="k", openai_api_key="k", cartesia_api_key="k",  # type: ignore[arg-type]
+        audio_input_frame_ms=20,
+    )  # fmt: skip
+    audio_input = room_options(voice).audio_input
+    assert not isinstance(audio_input, bool)
+    assert (audio_input.sample_rate, audio_input.frame_size_ms) == (STT_SAMPLE_RATE, 20)
+    assert STT_SAMPLE_RATE == 16000  # silero's rate too: nothing resamples the caller again
+
+
+def test_prewarm_builds_the_tls_context_of_livekits_job_http_session() -> None:
+    from livekit.agents.utils import http_context
+
+    from agent.worker import warm_tls_context
+
+    http_context._ssl_context_for.cache_clear()
+    warm_tls_context()
+    # what a job's `ctx.api` session will use: already built, not parsed in the call
+    assert http_context._ssl_context_for.cache_info().currsize == 1

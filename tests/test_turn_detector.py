@@ -97,6 +97,38 @@ async def test_each_decision_uses_the_threshold_the_words_call_for():
         await stream.aclose()
 
 
+async def test_a_backchannel_over_the_agent_is_over_at_once_and_alone_hmm_still_waits():
+    from livekit.agents.language import LanguageCode
+    from livekit.agents.voice.events import (
+        AgentStateChangedEvent,
+        UserInputTranscribedEvent,
+        UserStateChangedEvent,
+    )
+
+    en = LanguageCode("en")
+    detector = turn_detector("en-US")
+    stream = detector.stream()
+    try:
+        gate = detector.gate
+
+        def turn(text: str, *, agent: str) -> None:
+            gate.agent(AgentStateChangedEvent(old_state="listening", new_state=agent))
+            gate.speaking(UserStateChangedEvent(old_state="listening", new_state="speaking"))
+            gate.agent(AgentStateChangedEvent(old_state=agent, new_state="listening"))  # paused
+            gate.heard(UserInputTranscribedEvent(transcript=text, is_final=True))
+
+        turn("Mm-hmm.", agent="speaking")
+        assert await stream.unlikely_threshold(en) == 0  # "hmm" would have held it
+        turn("Mm-hmm.", agent="listening")  # not over the agent: the words' rule
+        assert await stream.unlikely_threshold(en) > 1
+        turn("Hmm", agent="listening")  # thinking: waits for the rest
+        assert await stream.unlikely_threshold(en) > 1
+        turn("Okay but my budget is", agent="speaking")  # not a backchannel
+        assert await stream.unlikely_threshold(en) > 1
+    finally:
+        await stream.aclose()
+
+
 def test_on_the_benchmark_set_no_finished_sentence_is_made_to_wait():
     from agent.endpointing import sentence_left_open
     from bench.end_of_turn import CUT, FINISHED

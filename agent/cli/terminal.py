@@ -20,7 +20,7 @@ from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cl
 
 from agent.backends import build_services
 from agent.sales_agent import SalesAgent
-from agent.session import build_llm, build_session, build_stt, build_tts
+from agent.session import build_llm, build_session, build_stt, build_tts, load_vad
 from calls.call import Call, Services, new_call_state
 from calls.control import HangsUpAfterSpeech
 from calls.wrapup import WrapUp
@@ -103,9 +103,7 @@ def prewarm(settings: ConsoleSettings, proc: JobProcess) -> None:
     llm_settings = settings.llm if isinstance(settings, TextConsoleSettings) else settings.voice
     vad = None
     if isinstance(settings, VoiceConsoleSettings):
-        from livekit.plugins import silero
-
-        vad = silero.VAD.load(min_silence_duration=settings.voice.vad_min_silence_seconds)
+        vad = load_vad(settings.voice)
     proc.userdata["console"] = ConsoleKit(
         settings=settings,
         services=build_services(settings.integrations, settings.business),

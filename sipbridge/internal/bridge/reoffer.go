@@ -23,7 +23,7 @@ import (
 
 // reofferEvery is how long a call for an agent rings before it is offered again (and
 // between offers), until Settings.AgentWait.
-const reofferEvery = 2 * time.Second
+const reofferEvery = time.Second
 
 // reofferTimeout bounds one look at the room's dispatches and the new ones.
 const reofferTimeout = time.Second

@@ -314,7 +314,7 @@ func TestInboundRoomDeletionHangsUpTheCaller(t *testing.T) {
 
 // A call whose dispatch rule sends the agent, when no agent takes it (no worker here,
 // as when every worker is full and livekit-server dropped the dispatch): while it rings
-// the bridge offers it to the agent again every 2 s, and after its AgentWait it says
+// the bridge offers it to the agent again every second, and after its AgentWait it says
 // 486 Busy Here, long before the 3-minute ringing timeout.
 func TestInboundCallNoAgentTakesIsBusy(t *testing.T) {
 	st := needStack(t)
@@ -326,7 +326,7 @@ func TestInboundCallNoAgentTakesIsBusy(t *testing.T) {
 	start := time.Now()
 	done := placeCall(ctx, st, phone, caller, inboundNumber)
 	room := waitRoom(t, st, roomPrefix, caller, evs)
-	time.Sleep(time.Until(start.Add(2500 * time.Millisecond)))
+	time.Sleep(1500 * time.Millisecond) // the first offer again is due 1 s after the room
 	dispatches, err := lksdk.NewAgentDispatchServiceClient(st.httpURL, apiKey, apiSecret).
 		ListDispatch(ctx, &livekit.ListAgentDispatchRequest{Room: room})
 	if err != nil {
@@ -338,8 +338,8 @@ func TestInboundCallNoAgentTakesIsBusy(t *testing.T) {
 			offers++
 		}
 	}
-	if offers != 2 {
-		t.Fatalf("%d dispatches of %s after 2.5 s, want 2 (the rule's, one offer again)", offers, agentName)
+	if offers < 2 || offers > 3 {
+		t.Fatalf("%d dispatches of %s 1.5 s after the room, want 2 (the rule's, one offer again; 3 if the ticker started early)", offers, agentName)
 	}
 	err = waitResult(t, done, agentWait+10*time.Second, evs)
 	var failed *sipua.CallFailure
