@@ -46,7 +46,7 @@ from callab.harness import PROFILES, CallLab, LabConfig
 from callab.phone import LINE_RATE, TestPhone
 from callab.scenarios import CALLER, Line, agent_turn, script
 from callab.standins.chat_script import DEFAULT_FALLBACK
-from callab.sweep import bench_greeting, csv_floats, csv_ints, sentences
+from callab.sweep import bench_greeting, sentences
 from localstack import StackNotInstalled
 
 Label = Literal["stop", "no_stop"]
@@ -56,13 +56,7 @@ OBSERVE_S = 6.5  # the call is watched this long after the onset (a resume comes
 SOUND_AFTER_S = 1.5  # the sound starts this far into the agent's answer
 QUIET_S = 0.8
 CALL_LIMIT_S = 90.0
-SETTINGS = {  # CLI flag -> worker setting (env name)
-    "min_interruption": "MIN_INTERRUPTION_SECONDS",
-    "min_interruption_words": "MIN_INTERRUPTION_WORDS",
-    "vad_activation": "VAD_ACTIVATION_THRESHOLD",
-    "input_frame_ms": "AUDIO_INPUT_FRAME_MS",
-    "false_interruption_timeout": "FALSE_INTERRUPTION_TIMEOUT",
-}
+SETTINGS = sweep.BARGE_IN_SETTINGS  # CLI flag -> worker setting (env name)
 QUESTION = Line("Tell me about Northwind", "Tell me about Northwind.")
 # One sentence without commas for the first seconds: the answer has no pause of its own
 # anywhere near the sound (the "silence" trials check that).
@@ -464,12 +458,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=2, help="trials of each sound")
     parser.add_argument("--sounds", type=lambda t: t.split(","), default=None,
                         help=f"comma list of {', '.join(s.name for s in SOUNDS)}")  # fmt: skip
-    parser.add_argument("--min-interruption", type=csv_floats, default=None, metavar="S[,S]")
-    parser.add_argument("--min-interruption-words", type=csv_ints, default=None, metavar="N[,N]")
-    parser.add_argument("--vad-activation", type=csv_floats, default=None, metavar="P[,P]")
-    parser.add_argument("--input-frame-ms", type=csv_ints, default=None, metavar="MS[,MS]")
-    parser.add_argument("--false-interruption-timeout", type=csv_floats, default=None,
-                        metavar="S[,S]")  # fmt: skip
+    sweep.add_barge_in_flags(parser)
     parser.add_argument("--out", type=Path, default=Path("bench/results/false_stops.json"))
     args = parser.parse_args(argv)
     unknown = set(args.sounds or ()) - {s.name for s in SOUNDS}

@@ -45,7 +45,7 @@ from callab.scenarios import (
     CALLER,
     bench_reference_script,
 )
-from callab.sweep import bench_greeting, csv_floats, csv_ints, sentences
+from callab.sweep import bench_greeting, csv_floats, sentences
 from config import VoiceSettings
 from localstack import StackNotInstalled
 
@@ -60,12 +60,8 @@ TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
     "max_endpointing_delay": "MAX_ENDPOINTING_DELAY",
     "preemptive_generation": "PREEMPTIVE_GENERATION",
     "vad_min_silence": "VAD_MIN_SILENCE_SECONDS",
-    "min_interruption": "MIN_INTERRUPTION_SECONDS",
     "job_executor": "WORKER_JOB_EXECUTOR",
-    "min_interruption_words": "MIN_INTERRUPTION_WORDS",
-    "vad_activation": "VAD_ACTIVATION_THRESHOLD",
-    "input_frame_ms": "AUDIO_INPUT_FRAME_MS",
-    "false_interruption_timeout": "FALSE_INTERRUPTION_TIMEOUT",
+    **sweep.BARGE_IN_SETTINGS,
 }
 
 
@@ -701,15 +697,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pin-worker", type=_cpus, default=None, metavar="CPU[,CPU]",
                         help="run the worker on these CPUs and everything else (phones, "
                         "stand-ins, livekit-server, the bridge) on the others")  # fmt: skip
-    parser.add_argument("--min-interruption", type=csv_floats, default=None, metavar="S[,S]")
     parser.add_argument("--reference", action="store_true",
                         help="also run every level against LiveKit's agent starter pipeline "
                         "(bench/reference_agent.py) and report ours ÷ its")  # fmt: skip
-    parser.add_argument("--min-interruption-words", type=csv_ints, default=None, metavar="N[,N]")
-    parser.add_argument("--vad-activation", type=csv_floats, default=None, metavar="P[,P]")
-    parser.add_argument("--input-frame-ms", type=csv_ints, default=None, metavar="MS[,MS]")
-    parser.add_argument("--false-interruption-timeout", type=csv_floats, default=None,
-                        metavar="S[,S]")  # fmt: skip
+    sweep.add_barge_in_flags(parser)
     parser.add_argument("--vad-min-silence", type=csv_floats, default=None, metavar="S[,S]",
                         help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
     args = parser.parse_args(argv)

@@ -21,6 +21,26 @@ def csv_ints(text: str) -> list[str]:
     return [str(int(v)) for v in text.split(",")]
 
 
+# The barge-in settings both benchmarks sweep: CLI flag attribute -> (env name, value parser).
+BARGE_IN_FLAGS = {
+    "min_interruption": ("MIN_INTERRUPTION_SECONDS", csv_floats),
+    "min_interruption_words": ("MIN_INTERRUPTION_WORDS", csv_ints),
+    "vad_activation": ("VAD_ACTIVATION_THRESHOLD", csv_floats),
+    "input_frame_ms": ("AUDIO_INPUT_FRAME_MS", csv_ints),
+    "false_interruption_timeout": ("FALSE_INTERRUPTION_TIMEOUT", csv_floats),
+}
+BARGE_IN_SETTINGS = {flag: env for flag, (env, _) in BARGE_IN_FLAGS.items()}
+
+
+def add_barge_in_flags(parser: argparse.ArgumentParser) -> None:
+    """``--min-interruption 0.05,0.2`` and the rest: comma lists, each value its own worker."""
+    for flag, (_, parse) in BARGE_IN_FLAGS.items():
+        parser.add_argument(
+            "--" + flag.replace("_", "-"), type=parse, default=None,
+            metavar="N[,N]" if parse is csv_ints else "X[,X]",
+        )  # fmt: skip
+
+
 def setting_grid(args: argparse.Namespace, flags: Mapping[str, str]) -> list[dict[str, str]]:
     """Every combination of the swept values, as worker settings: ``flags`` maps each CLI
     flag's attribute to its setting's env name; a flag not given is not swept."""
