@@ -12,6 +12,7 @@ from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 from livekit.plugins import cartesia, deepgram, openai, silero
 from pydantic import SecretStr
 
+from agent import hot_paths
 from agent.endpointing import PhoneTurnDetector, TranscriptGate
 from calls.call import Call
 from config import LlmSettings, SettingsError, VoiceSettings
@@ -193,6 +194,7 @@ def build_session(
     stt: Any | None = None,
     tts: Any | None = None,
 ) -> AgentSession[Call]:
+    hot_paths.install()  # before the session's first request and first reply
     detector = turn_detector(voice.stt_language)
     session = AgentSession[Call](
         stt=stt or build_stt(voice),

@@ -22,6 +22,7 @@ from livekit.agents import (
 from livekit.agents.types import ATTRIBUTE_AGENT_NAME
 from livekit.agents.utils import http_context
 
+from agent import hot_paths
 from agent.attempts import AttemptReports
 from agent.backends import DialerDoNotCall, build_services
 from agent.call_control import LiveKitCallControl
@@ -52,6 +53,7 @@ from journal import CallJournal
 from metrics import CallMetrics, forget_finished_processes
 from outage import OutageCallbacks, OutageGuard, prepare_apology
 from recording import CallRecorder
+from tools.function_tools import sales_tools
 from transfer import (
     ConsoleOffers,
     DeskSettings,
@@ -117,6 +119,7 @@ def prewarm(
         make_tts=lambda http: build_tts(settings.voice, http_session=http),
     )
     proc.userdata["vad"] = load_vad(settings.voice)
+    hot_paths.warm_schemas(sales_tools(proc.userdata["services"].criteria))
     init_eot()
     # Built while the process waits for a call (it takes one only): on an outbound call they
     # are built while the phone rings, and every millisecond there is the screen's margin.
@@ -264,6 +267,9 @@ async def _run_call(
             settings.voice, participant_identity=dial.identity if dial else None
         ),
         record=no_cloud_audio(ctx),
+        # No LiveKit RemoteSession client drives a phone call: without a host, the session's
+        # events (each state change, item and metric) are not streamed into the room.
+        session_host=False,
     )
     _stage("session_started")
     if dial is not None and dialing is not None and lookup is not None:

@@ -298,6 +298,32 @@ async def test_when_no_rep_is_left_the_agent_comes_back_with_a_booking_offer(
     await sam.page.check("#available")
 
 
+async def test_a_poll_answered_after_the_rep_switches_does_not_switch_them_back(lab: Lab) -> None:
+    page = lab.reps["Sam"].page
+    await page.uncheck("#available")
+    await page.wait_for_selector("#presence.away")
+    asked, answered = asyncio.Event(), asyncio.Event()
+
+    async def late(route: Any) -> None:
+        response = await route.fetch()  # the desk as it is now: Sam away
+        asked.set()
+        await asyncio.sleep(1.0)
+        await route.fulfill(response=response)
+        answered.set()
+
+    await page.route("**/state", late)
+    try:
+        await asyncio.wait_for(asked.wait(), 5)
+        await page.check("#available")  # while that poll's answer is still on its way
+        await asyncio.wait_for(answered.wait(), 5)
+        await asyncio.sleep(0.3)
+        assert await page.is_checked("#available")
+        assert await page.get_attribute("#presence", "class") == "pill available"
+    finally:
+        await page.unroute("**/state", late)
+    await page.wait_for_selector("#presence.available")
+
+
 async def test_a_caller_who_hangs_up_on_hold_clears_the_card_and_is_recorded(
     lab: Lab, phones: list[TestPhone]
 ) -> None:

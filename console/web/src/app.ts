@@ -117,6 +117,10 @@ class Console {
   call: Room | null = null;
   deadline = 0;
   poller = 0;
+  // bumped by each availability change the rep makes: a poll sent before it, or answered
+  // while the change is still on its way, would show the old presence and flip the switch back
+  presenceChanges = 0;
+  presencePending = 0;
   ticking = 0;
 
   async start(): Promise<void> {
@@ -221,10 +225,15 @@ class Console {
 
   async setAvailable(): Promise<void> {
     const presence = $<HTMLInputElement>("available").checked ? "available" : "away";
+    const change = ++this.presenceChanges;
+    this.presencePending++;
     try {
-      this.render(await api<Me>("PUT", "/presence", { presence }));
+      const me = await api<Me>("PUT", "/presence", { presence });
+      if (change === this.presenceChanges) this.render(me);
     } catch (error) {
       this.handle(error);
+    } finally {
+      this.presencePending--;
     }
   }
 
@@ -236,6 +245,7 @@ class Console {
   // --- the offer on screen ---
   async poll(): Promise<void> {
     if (!this.me) return;
+    const changes = this.presenceChanges;
     let state: { me: Me; offer: Offer | null };
     try {
       state = await api("GET", "/state");
@@ -243,7 +253,7 @@ class Console {
       this.handle(error);
       return;
     }
-    this.render(state.me);
+    if (changes === this.presenceChanges && !this.presencePending) this.render(state.me);
     const offer = state.offer;
     if (offer && offer.state === "ringing" && this.offer?.id !== offer.id) this.ring(offer);
     else if (offer && offer.state === "ringing" && offer.seconds_left !== null) this.countFrom(offer.seconds_left);

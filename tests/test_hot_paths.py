@@ -1,0 +1,197 @@
+"""agent/hot_paths.py: LiveKit's speaking-rate estimate and tool schemas, computed for less but
+to the same result as LiveKit's own code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents import function_tool, llm
+from livekit.agents.voice.transcription._speaking_rate import (
+    SpeakingRateDetector,
+    SpeakingRateStream,
+)
+
+from agent import hot_paths
+
+pytestmark = pytest.mark.unit
+
+LIVEKIT_FLUX = SpeakingRateStream._spectral_flux  # collected before any test installs ours
+LIVEKIT_SCHEMA = llm.utils.build_strict_openai_schema
+if isinstance(LIVEKIT_SCHEMA, hot_paths.SchemaCache):  # another module installed it first
+    LIVEKIT_SCHEMA = LIVEKIT_SCHEMA.build
+    LIVEKIT_FLUX = None
+
+
+def livekit_flux(audio: np.ndarray, rate: int) -> float:
+    if LIVEKIT_FLUX is None:
+        pytest.skip("LiveKit's estimate was replaced before this module was collected")
+    bare = object.__new__(SpeakingRateStream)  # its own _stft, no tasks
+    return float(LIVEKIT_FLUX(bare, audio, rate))
+
+
+def speech_like(rate: int, seconds: float, seed: int = 7) -> np.ndarray:
+    """A voiced tone whose loudness and pitch move at syllable pace, with some noise."""
+    t = np.arange(int(rate * seconds)) / rate
+    rng = np.random.default_rng(seed)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    tone = np.sin(2 * np.pi * (180 + 40 * np.sin(2 * np.pi * 3 * t)) * t)
+    return (0.3 * envelope * tone + rng.normal(0, 0.02, t.size)).astype(np.float32)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 24000, 48000])
+def test_spectral_flux_is_livekits_figure(rate: int) -> None:
+    rng = np.random.default_rng(rate)
+    for audio in (
+        speech_like(rate, 1.0),
+        rng.normal(0, 0.1, rate).astype(np.float32),
+        np.zeros(rate, dtype=np.float32),
+        speech_like(rate, 0.6),  # the flush of a short tail
+    ):
+        assert hot_paths.spectral_flux(audio, rate) == pytest.approx(
+            livekit_flux(audio, rate), rel=1e-12, abs=1e-12
+        )
+
+
+def test_spectral_flux_of_less_than_two_frames_is_zero() -> None:
+    audio = speech_like(16000, 0.03)  # one 25 ms frame
+    assert hot_paths.spectral_flux(audio, 16000) == 0.0 == livekit_flux(audio, 16000)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 24000, 22050])
+def test_sliding_flux_of_a_window_moving_on_is_livekits_figure(rate: int, monkeypatch) -> None:
+    taken: list[int] = []
+    spectra = hot_paths._magnitudes
+    monkeypatch.setattr(hot_paths, "_magnitudes", lambda *a: taken.append(a[-1]) or spectra(*a))
+    audio = speech_like(rate, 3.0)
+    step = rate // 10  # LiveKit's 0.1 s; at 22.05 kHz not a whole number of hops
+    sliding = hot_paths.SlidingFlux()
+    for start in range(0, len(audio) - rate, step):
+        window = audio[start : start + rate].copy()
+        assert sliding(window, rate, step=step) == pytest.approx(
+            livekit_flux(window, rate), rel=1e-12
+        )
+    whole = (rate - int(rate * 0.025)) // (int(rate * 0.025) // 2) + 1
+    assert taken == [whole] + [8 if rate != 22050 else whole] * (len(taken) - 1)
+    jumped = audio[len(audio) - rate :].copy()  # not one step on from the last: computed whole
+    assert sliding(jumped, rate, step=step) == pytest.approx(livekit_flux(jumped, rate), rel=1e-12)
+
+
+async def _rates(audio: np.ndarray, rate: int) -> list[tuple[float, float]]:
+    stream = SpeakingRateDetector().stream()
+    pcm = (audio * 32767).astype(np.int16)
+    step = rate // 50
+    for start in range(0, pcm.size, step):
+        chunk = pcm[start : start + step]
+        stream.push_frame(rtc.AudioFrame(chunk.tobytes(), rate, 1, chunk.size))
+    stream.flush()
+    stream.end_input()
+    return [(event.timestamp, event.speaking_rate) async for event in stream]
+
+
+async def test_livekits_stream_gives_the_same_rates_with_ours_installed(monkeypatch) -> None:
+    audio = speech_like(24000, 2.5)
+    hot_paths.install()
+    assert SpeakingRateStream._spectral_flux is not LIVEKIT_FLUX
+    ours = await _rates(audio, 24000)
+    if LIVEKIT_FLUX is None:
+        pytest.skip("LiveKit's estimate was replaced before this module was collected")
+    monkeypatch.setattr(SpeakingRateStream, "_spectral_flux", LIVEKIT_FLUX)
+    theirs = await _rates(audio, 24000)
+    assert len(ours) > 10
+    assert [t for t, _ in ours] == [t for t, _ in theirs]
+    assert [r for _, r in ours] == pytest.approx([r for _, r in theirs], rel=1e-12)
+
+
+class Booking:
+    @function_tool
+    async def book_meeting(self, start: str, attendee_email: str, minutes: int = 30) -> str:
+        """Book a meeting with the caller.
+
+        Args:
+            start: when, ISO 8601 with its offset
+            attendee_email: where the invite goes
+            minutes: how long
+        """
+        return "booked"
+
+    @function_tool
+    async def note(self, text: str) -> str:
+        """Write a note on the caller's CRM record.
+
+        Args:
+            text: the note
+        """
+        return "noted"
+
+
+def counting(build):
+    calls: list[str] = []
+
+    def counted(tool):
+        calls.append(tool.info.name)
+        return build(tool)
+
+    return counted, calls
+
+
+def test_schema_cache_gives_livekits_schema_once_per_declaration() -> None:
+    build, calls = counting(LIVEKIT_SCHEMA)
+    cache = hot_paths.SchemaCache(build)
+    first, second = Booking(), Booking()  # each binds its own copies of the tools
+    assert first.book_meeting is not second.book_meeting
+    for agent in (first, second, first):
+        assert cache(agent.book_meeting) == LIVEKIT_SCHEMA(agent.book_meeting)
+        assert cache(agent.note) == LIVEKIT_SCHEMA(agent.note)
+    assert calls == ["book_meeting", "note"]
+
+
+def test_a_changed_schema_does_not_change_the_cache() -> None:
+    cache = hot_paths.SchemaCache(LIVEKIT_SCHEMA)
+    agent = Booking()
+    schema = cache(agent.book_meeting)
+    schema["function"]["parameters"]["properties"].clear()
+    schema["function"]["name"] = "changed"
+    assert cache(agent.book_meeting) == LIVEKIT_SCHEMA(agent.book_meeting)
+
+
+def test_schema_cache_is_bounded() -> None:
+    build, calls = counting(LIVEKIT_SCHEMA)
+    cache = hot_paths.SchemaCache(build, size=1)
+    agent = Booking()
+    cache(agent.book_meeting)
+    cache(agent.note)
+    assert len(cache) == 1
+    cache(agent.book_meeting)  # evicted, so built again
+    assert calls == ["book_meeting", "note", "book_meeting"]
+
+
+def test_install_is_idempotent_and_requests_carry_livekits_schemas() -> None:
+    hot_paths.install()
+    hot_paths.install()
+    cache = llm.utils.build_strict_openai_schema
+    assert isinstance(cache, hot_paths.SchemaCache)
+    assert not isinstance(cache.build, hot_paths.SchemaCache)
+    agent = Booking()
+    tools = llm.ToolContext([agent.book_meeting, agent.note])
+    expected = [LIVEKIT_SCHEMA(agent.book_meeting), LIVEKIT_SCHEMA(agent.note)]
+    assert tools.parse_function_tools("openai", strict=True) == expected
+    assert tools.parse_function_tools("openai", strict=True) == expected
+
+
+def test_warmed_tools_cost_a_call_no_schema_build(monkeypatch) -> None:
+    from calls.qualification import load_criteria
+    from tools.function_tools import sales_tools
+
+    hot_paths.install()
+    build, calls = counting(LIVEKIT_SCHEMA)
+    monkeypatch.setattr(llm.utils, "build_strict_openai_schema", hot_paths.SchemaCache(build))
+    tools = sales_tools(load_criteria())
+    warmed = hot_paths.warm_schemas(tools)
+    assert warmed == len(tools) - 1 == len(calls)  # the qualification tool has its own schema
+    before = list(calls)
+    schemas = llm.ToolContext(sales_tools(load_criteria())).parse_function_tools(
+        "openai", strict=True
+    )
+    assert len(schemas) == len(tools)
+    assert calls == before
