@@ -34,8 +34,8 @@ from livekit.agents.voice.transcription import _speaking_rate
 
 logger = logging.getLogger("agent.hot_paths")
 
-# Tools are declared once per class, so a few dozen declarations cover every agent; the bound
-# keeps tools made on the fly (one per call) from growing the cache without end.
+# A tool is declared once, so a few dozen declarations cover every agent; the bound keeps
+# tools made on the fly (one per call, say) from growing the cache without end.
 SCHEMA_CACHE_SIZE = 256
 
 _installed = False
@@ -85,7 +85,9 @@ class SlidingFlux:
         return np.concatenate([kept[shift:], new])
 
 
-def _magnitudes(audio: np.ndarray, frame_length: int, hop: int, first: int, count: int):
+def _magnitudes(
+    audio: np.ndarray, frame_length: int, hop: int, first: int, count: int
+) -> np.ndarray:
     """The scaled magnitude spectra of frames `first` to `first + count - 1`."""
     window = np.hanning(frame_length)
     scale = 1.0 / np.sqrt(np.sum(window**2))
@@ -139,7 +141,8 @@ def warm_schemas(tools: list[Any]) -> int:
 
 
 def install() -> None:
-    """Use both in this process (each job process calls it as its session is built)."""
+    """Use both in this process. The worker's prewarm calls it (through `warm_schemas`), and so
+    does every session build, the voice console's too."""
     global _installed
     if _installed:
         return

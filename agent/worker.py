@@ -68,7 +68,13 @@ logger = logging.getLogger("agent.worker")
 
 # Imported on first use inside a call, each blocking the job's loop for 100-550 ms (the SDK's
 # loop monitor said so): imported in the forkserver instead.
-LAZY_IMPORTS = ("anyio._backends._asyncio", "anyio.streams.memory", "openai.resources.models")
+LAZY_IMPORTS = (
+    "anyio._backends._asyncio", "anyio.streams.memory", "openai.resources.models",
+    # the first LLM request's: its HTTP transport, the chat resources, the streaming parser
+    # (225-275 ms idle, on the call's loop as the caller's first turn ended)
+    "httpcore2", "openai.resources.chat.chat", "openai.resources.chat.completions.completions",
+    "jiter",
+)  # fmt: skip
 CRM_LOOKUP_TIMEOUT_S = 1.5  # a slow CRM must not keep a caller waiting in silence
 QUIET_CALLEE_S = 2.0  # an outbound callee who says nothing after picking up is greeted anyway
 SIP_CALLER_NUMBER = "sip.phoneNumber"

@@ -302,25 +302,29 @@ async def test_a_poll_answered_after_the_rep_switches_does_not_switch_them_back(
     page = lab.reps["Sam"].page
     await page.uncheck("#available")
     await page.wait_for_selector("#presence.away")
-    asked, answered = asyncio.Event(), asyncio.Event()
+    asked, fetched, answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def late(route: Any) -> None:
-        response = await route.fetch()  # the desk as it is now: Sam away
+        if asked.is_set():  # only the first poll is held back
+            await route.continue_()
+            return
         asked.set()
+        response = await route.fetch()  # the desk as it is now: Sam away
+        fetched.set()
         await asyncio.sleep(1.0)
         await route.fulfill(response=response)
         answered.set()
 
     await page.route("**/state", late)
     try:
-        await asyncio.wait_for(asked.wait(), 5)
+        await asyncio.wait_for(fetched.wait(), 5)
         await page.check("#available")  # while that poll's answer is still on its way
         await asyncio.wait_for(answered.wait(), 5)
         await asyncio.sleep(0.3)
         assert await page.is_checked("#available")
         assert await page.get_attribute("#presence", "class") == "pill available"
     finally:
-        await page.unroute("**/state", late)
+        await page.unroute_all(behavior="wait")  # no handler left running into the next test
     await page.wait_for_selector("#presence.available")
 
 

@@ -195,3 +195,45 @@ def test_warmed_tools_cost_a_call_no_schema_build(monkeypatch) -> None:
     )
     assert len(schemas) == len(tools)
     assert calls == before
+
+
+FIRST_REQUEST = """
+import asyncio, importlib, sys
+import agent.worker
+for name in agent.worker.LAZY_IMPORTS:
+    importlib.import_module(name)
+from livekit.agents import APIConnectOptions, llm
+from livekit.plugins import openai
+
+async def main():
+    before = set(sys.modules)
+    model = openai.LLM(model="m", api_key="k", base_url="http://127.0.0.1:9/v1")
+    chat = llm.ChatContext()
+    chat.add_message(role="user", content="hello")
+    try:
+        options = APIConnectOptions(max_retry=0, timeout=5)
+        async with model.chat(chat_ctx=chat, conn_options=options) as stream:
+            async for _ in stream:
+                pass
+    except Exception as error:
+        print("failed:", type(error).__name__, file=sys.stderr)
+    print(" ".join(sorted(set(sys.modules) - before)))
+
+asyncio.run(main())
+"""
+
+
+def test_a_calls_first_llm_request_imports_nothing_on_its_loop() -> None:
+    """What the forkserver preloads covers the first request (to a closed port, so it fails
+    after the whole client path ran): nothing is left to import inside a call."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_REQUEST], capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "failed: APIConnectionError" in done.stderr
+    assert done.stdout.split() == []
