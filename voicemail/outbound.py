@@ -74,9 +74,10 @@ async def _act(
 def _keep_the_greeting(session: AgentSession[Any]) -> None:
     """Close the mailbox's turn, kept in the transcript and unanswered: a turn that ended while
     the message (which nothing may interrupt) plays would be dropped by the session. Not
-    awaited, so the message is not held back; the greeting lands after it in the transcript."""
+    awaited, so the message is not held back; the greeting lands after it in the transcript.
+    The STT's final words get 3 s: with 1 s, a loaded CI machine once lost the greeting."""
     try:
-        pending = session.commit_user_turn(skip_reply=True, transcript_timeout=1.0)
+        pending = session.commit_user_turn(skip_reply=True, transcript_timeout=3.0)
     except RuntimeError:  # the session is closing: nothing left to keep
         return
     pending.add_done_callback(lambda done: done.cancelled() or done.exception())
