@@ -64,15 +64,16 @@ class SlidingFlux:
         count = (len(audio) - frame_length) // hop + 1
         if count < 2:
             return 0.0
-        magnitudes = self._moved_on(audio, sample_rate, step, hop, count)
+        magnitudes = self._moved_on(audio, sample_rate, step, frame_length, count)
         if magnitudes is None:
             magnitudes = _magnitudes(audio, frame_length, hop, 0, count)
         self._audio, self._magnitudes, self._rate = audio.copy(), magnitudes, sample_rate
         return float(np.mean(np.abs(np.diff(magnitudes, axis=0)).sum(axis=1)))
 
     def _moved_on(
-        self, audio: np.ndarray, sample_rate: int, step: int, hop: int, count: int
+        self, audio: np.ndarray, sample_rate: int, step: int, frame_length: int, count: int
     ) -> np.ndarray | None:
+        hop = frame_length // 2
         last, kept = self._audio, self._magnitudes
         if last is None or kept is None or sample_rate != self._rate or len(last) != len(audio):
             return None
@@ -81,7 +82,7 @@ class SlidingFlux:
             return None
         if not np.array_equal(audio[:-step], last[step:]):
             return None
-        new = _magnitudes(audio, int(sample_rate * 0.025), hop, count - shift, shift)
+        new = _magnitudes(audio, frame_length, hop, count - shift, shift)
         return np.concatenate([kept[shift:], new])
 
 
@@ -136,8 +137,10 @@ def warm_schemas(tools: list[Any]) -> int:
     cache = llm.utils.build_strict_openai_schema
     if not isinstance(cache, SchemaCache):
         return 0
-    built = [cache(tool) for tool in tools if isinstance(tool, llm.FunctionTool)]
-    return len(built)
+    function_tools = [tool for tool in tools if isinstance(tool, llm.FunctionTool)]
+    for tool in function_tools:
+        cache(tool)
+    return len(function_tools)
 
 
 def install() -> None:
