@@ -7,7 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, NoReturn
 
 from livekit import rtc
-from livekit.agents import Agent, ChatContext, ModelSettings, StopResponse, llm
+from livekit.agents import Agent, ChatContext, ModelSettings, StopResponse, llm, stt
 from livekit.agents.voice.events import UserInputTranscribedEvent
 from livekit.plugins import cartesia
 
@@ -17,6 +17,7 @@ from calls.business import BusinessProfile
 from calls.call import Call
 from calls.languages import choose_language
 from calls.time_zones import zone_label
+from calls.transcript import HeardWords
 from integrations.masking import mask
 from prompts.lines import ENGLISH, greeting_lines, language_lines
 from recording import CallRecorder
@@ -163,6 +164,7 @@ class SalesAgent(Agent):
         self._quiet_callee: asyncio.Task[None] | None = None
         self._heard: tuple[str | None, str] | None = None  # the latest final: language, words
         self._reply_text: list[str] = []  # what the agent is saying (or last said), in full
+        self.heard = HeardWords()  # the caller's words as the STT sent them, for the record
 
     async def on_enter(self) -> None:
         if self._recorder is not None:  # the session's audio is up; no word is said yet
@@ -222,6 +224,16 @@ class SalesAgent(Agent):
         self.session.history.insert(new_message)
         self.greet()
         raise StopResponse()
+
+    async def stt_node(
+        self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
+    ) -> AsyncIterator[stt.SpeechEvent | str]:
+        """LiveKit's STT, noting each final transcript before the session's turn handling
+        (which may drop a turn; ``heard``)."""
+        async for event in Agent.default.stt_node(self, audio, model_settings):
+            if isinstance(event, stt.SpeechEvent):
+                self.heard.observe(event)
+            yield event
 
     async def tts_node(
         self, text: AsyncIterable[str], model_settings: ModelSettings

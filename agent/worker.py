@@ -74,6 +74,8 @@ LAZY_IMPORTS = (
     # (225-275 ms idle, on the call's loop as the caller's first turn ended)
     "httpcore2", "openai.resources.chat.chat", "openai.resources.chat.completions.completions",
     "jiter",
+    # the beep detector's first window: numpy's FFT and median (113 ms as a mailbox beeped)
+    "numpy.fft", "numpy.ma",
 )  # fmt: skip
 CRM_LOOKUP_TIMEOUT_S = 1.5  # a slow CRM must not keep a caller waiting in silence
 QUIET_CALLEE_S = 2.0  # an outbound callee who says nothing after picking up is greeted anyway
@@ -235,13 +237,15 @@ async def _run_call(
     recorder = CallRecorder(CallFiles(settings.integrations.data_dir), ctx.job.id) \
         if call.services.announce_recording else None  # fmt: skip
 
+    agent = SalesAgent(call, greet_on_enter=dial is None, recorder=recorder)
+
     async def record_call() -> None:
         recorded = None
         try:
             if recorder is not None:  # closed first, so the record can link a complete file
                 state.recording = await recorder.finish()
             await desk.settled()  # a transfer's outcome belongs in the record
-            recorded = await wrapup.run(session.history)
+            recorded = await wrapup.run(agent.heard.completed(session.history))
         finally:  # a wrap-up that failed leaves the journal for the recovery
             journal.finish(recorded=recorded is not None)
         if recorded is not None:
@@ -259,7 +263,6 @@ async def _run_call(
     limit = DurationLimit(session, call, max_seconds=settings.business.max_call_seconds)
     session.on("close", lambda _ev: limit.cancel())
     free_slot_at_hang_up(ctx, session, caller_identity)
-    agent = SalesAgent(call, greet_on_enter=dial is None, recorder=recorder)
     if dialing is not None and _failed(dialing):
         # Not reached (a busy line) before the session was up: no one to listen to.
         if lookup is not None:

@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from livekit.agents import stt
+from livekit.agents.language import LanguageCode
 
 from calls.qualification import Criterion, Qualification, load_criteria
 from calls.state import CallState
@@ -174,4 +176,87 @@ def test_the_transcript_names_a_rep_who_spoke_after_the_hand_off() -> None:
         "Caller: I'd like to talk to someone.",
         "Agent: Dana, I have Sam with you now.",
         "Rep (Sam): Hi Dana, Sam here.",
+    ]
+
+
+def _final(text: str) -> stt.SpeechEvent:
+    return stt.SpeechEvent(
+        type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+        alternatives=[stt.SpeechData(language=LanguageCode("en"), text=text)],
+    )
+
+
+def _interim(text: str) -> stt.SpeechEvent:
+    return stt.SpeechEvent(
+        type=stt.SpeechEventType.INTERIM_TRANSCRIPT,
+        alternatives=[stt.SpeechData(language=LanguageCode("en"), text=text)],
+    )
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_caller_line_the_session_dropped_is_kept_where_it_was_said() -> None:
+    from livekit.agents import ChatContext
+
+    from calls.transcript import HeardWords, transcript_text
+
+    clock = _Clock()
+    heard = HeardWords(clock=clock)
+    heard.observe(_interim("Hi, you've"))  # the greeting begins at 100
+    clock.now = 103.0
+    heard.observe(_final("Hi, you've reached Dana.  Leave a message."))
+    history = ChatContext.empty()  # the message began at 104; the greeting's turn was dropped
+    history.add_message(role="assistant", content="Hi Dana, this is Ava.", created_at=104.0)
+    completed = heard.completed(history)
+    assert transcript_text(completed).splitlines() == [
+        "Caller: Hi, you've reached Dana. Leave a message.",
+        "Agent: Hi Dana, this is Ava.",
+    ]
+    assert len(history.items) == 1  # the session's own history is left as it was
+
+
+def test_lines_the_history_kept_are_not_added_twice() -> None:
+    from livekit.agents import ChatContext
+
+    from calls.transcript import HeardWords
+
+    clock = _Clock()
+    heard = HeardWords(clock=clock)
+    for text in ("Yes.", "We use HubSpot,", "about sixty people.", "Yes."):
+        heard.observe(_final(text))
+        clock.now += 1
+    history = ChatContext.empty()
+    history.add_message(role="user", content="Yes.", created_at=100.5)
+    history.add_message(role="user", content="We use HubSpot, about sixty people.")
+    history.add_message(role="user", content="Yes.")
+    assert heard.completed(history) is history
+
+
+def test_a_repeated_answer_dropped_once_is_kept_once() -> None:
+    from livekit.agents import ChatContext
+
+    from calls.transcript import HeardWords, transcript_text
+
+    clock = _Clock()
+    heard = HeardWords(clock=clock)
+    for text in ("Yes.", "Tuesday works.", "Yes."):  # the second "Yes." was dropped
+        heard.observe(_final(text))
+        clock.now += 10
+    history = ChatContext.empty()
+    history.add_message(role="user", content="Yes.", created_at=101.0)
+    history.add_message(role="assistant", content="Does Tuesday work?", created_at=105.0)
+    history.add_message(role="user", content="Tuesday works.", created_at=111.0)
+    history.add_message(role="assistant", content="Booked. Anything else?", created_at=115.0)
+    assert transcript_text(heard.completed(history)).splitlines() == [
+        "Caller: Yes.",
+        "Agent: Does Tuesday work?",
+        "Caller: Tuesday works.",
+        "Agent: Booked. Anything else?",
+        "Caller: Yes.",
     ]

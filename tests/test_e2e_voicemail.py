@@ -10,6 +10,7 @@ answers LiveKit's answering-machine classification by its keyword rule).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from callab.audio import level_dbfs, phone_line, speech_spans, write_wav
+from callab.harness import PROFILES, Latencies
 from callab.scenarios import CALLER, script
 from callab.sip_phone import SipPhone, free_udp_port
 from callab.standins.speech import parse_wav
@@ -50,13 +52,26 @@ def mailbox_wav(path: Path) -> tuple[Path, float]:
     return write_wav(path, audio, RATE), beep_end
 
 
+# When the STT's final words for the greeting land: before the beep is heard (fast), or while
+# the message plays, a turn LiveKit's session drops (late; lost once on a loaded CI machine).
+STT_TIMINGS = {
+    "final-before-the-beep": PROFILES["fast"],
+    "final-during-the-message": replace(PROFILES["fast"], stt_final_ms=1500),
+}
+
+
+@pytest.mark.parametrize("latencies", STT_TIMINGS.values(), ids=STT_TIMINGS.keys())
 async def test_a_mailbox_gets_the_message_after_the_beep_and_the_lead_is_retried(
-    start_lab: StartLab, tmp_path: Path
+    start_lab: StartLab, tmp_path: Path, latencies: Latencies
 ) -> None:
     outbound = {"DIALER_POLL_SECONDS": "0.2", "DIALER_CALLING_DAYS": "mon,tue,wed,thu,fri,sat,sun"}
     # Two bursts of sound reach the STT stand-in: the greeting's words, then the wordless beep.
     lab = await start_lab(
-        script=script([]), utterances=[GREETING, ""], with_sip=True, settings=outbound
+        script=script([]),
+        utterances=[GREETING, ""],
+        with_sip=True,
+        settings=outbound,
+        latencies=latencies,
     )
     wav, beep_end_s = mailbox_wav(tmp_path / "mailbox.wav")
     async with SipPhone(
@@ -109,7 +124,8 @@ async def test_a_mailbox_gets_the_message_after_the_beep_and_the_lead_is_retried
     logged = await eventually_async(lambda: asyncio.sleep(0, world.logged_calls()), limit_s=60)
     assert logged[0]["disposition"] == "voicemail"
     assert logged[0]["qualification"]["voicemail"].startswith("message left")
-    assert "Caller: Hi, you've reached Dana" in logged[0]["transcript"]  # kept, never answered
+    # The greeting is kept, never answered, and where it was said: before the message.
+    assert logged[0]["transcript"].startswith(f"Caller: {GREETING}\nAgent: Hi Dana, this is")
     # ... and the dialer has the attempt as voicemail, with the retry on its schedule (4 h).
     assert [a["outcome"] for a in status["attempts"]] == ["voicemail"]
     assert status["status"] == "voicemail" and not status["final"]

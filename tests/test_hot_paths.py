@@ -223,17 +223,49 @@ asyncio.run(main())
 """
 
 
-def test_a_calls_first_llm_request_imports_nothing_on_its_loop() -> None:
-    """What the forkserver preloads covers the first request (to a closed port, so it fails
-    after the whole client path ran): nothing is left to import inside a call."""
+FIRST_BEEP = """
+import importlib, sys
+import numpy as np
+import agent.worker
+for name in agent.worker.LAZY_IMPORTS:
+    importlib.import_module(name)
+from voicemail.beep import BeepDetector
+
+before = set(sys.modules)
+t = np.arange(16000) / 16000
+tone = (0.3 * 32767 * np.sin(2 * np.pi * 1000 * t[:8000])).astype(np.int16)
+detector = BeepDetector(sample_rate=16000)
+beeps = detector.push(np.concatenate([tone, np.zeros(8000, np.int16)]))
+print("beeps:", len(beeps), file=sys.stderr)
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def _imported_by(program: str) -> tuple[list[str], str]:
+    """The modules a program run after the worker's preloads still imported, and its stderr."""
     import subprocess
     import sys
     from pathlib import Path
 
     done = subprocess.run(
-        [sys.executable, "-c", FIRST_REQUEST], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
         cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "failed: APIConnectionError" in done.stderr
-    assert done.stdout.split() == []
+    return done.stdout.split(), done.stderr
+
+
+def test_a_calls_first_llm_request_imports_nothing_on_its_loop() -> None:
+    """What the forkserver preloads covers the first request (to a closed port, so it fails
+    after the whole client path ran): nothing is left to import inside a call."""
+    imported, stderr = _imported_by(FIRST_REQUEST)
+    assert "failed: APIConnectionError" in stderr
+    assert imported == []
+
+
+def test_the_first_beep_a_mailbox_plays_imports_nothing() -> None:
+    """The beep detector's first windows (numpy's median) import nothing on the call's loop:
+    it blocked the loop for 113 ms just as the mailbox beeped."""
+    imported, stderr = _imported_by(FIRST_BEEP)
+    assert "beeps: 1" in stderr
+    assert imported == []

@@ -62,22 +62,9 @@ async def _act(
             await call.control.hang_up()
             break
         call.state.voicemail = "message_left"
-        _keep_the_greeting(session)
         message = session.say(
             voicemail_message(call), allow_interruptions=False, add_to_chat_ctx=True
         )
         call.control.hang_up_after(message)
         break
     return last
-
-
-def _keep_the_greeting(session: AgentSession[Any]) -> None:
-    """Close the mailbox's turn, kept in the transcript and unanswered: a turn that ended while
-    the message (which nothing may interrupt) plays would be dropped by the session. Not
-    awaited, so the message is not held back; the greeting lands after it in the transcript.
-    The STT's final words get 3 s: with 1 s, a loaded CI machine once lost the greeting."""
-    try:
-        pending = session.commit_user_turn(skip_reply=True, transcript_timeout=3.0)
-    except RuntimeError:  # the session is closing: nothing left to keep
-        return
-    pending.add_done_callback(lambda done: done.cancelled() or done.exception())
