@@ -162,7 +162,7 @@ class SalesAgent(Agent):
         self._talking = True  # False once a mailbox answered
         self._screening = False  # True while voicemail detection has not yet decided
         self._quiet_callee: asyncio.Task[None] | None = None
-        self._heard: tuple[str | None, str] | None = None  # the latest final: language, words
+        self._latest_final: tuple[str | None, str] | None = None  # its language, its words
         self._reply_text: list[str] = []  # what the agent is saying (or last said), in full
         self.heard = HeardWords()  # the caller's words as the STT sent them, for the record
 
@@ -269,14 +269,14 @@ class SalesAgent(Agent):
 
     def _on_transcript(self, event: UserInputTranscribedEvent) -> None:
         if event.is_final and event.transcript.strip():
-            self._heard = (event.language, event.transcript)
+            self._latest_final = (event.language, event.transcript)
 
     async def _follow_caller_language(
         self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
     ) -> None:
         """The caller spoke another of the business's languages: go on in it. One nobody here
         speaks: say so, in it, and end the call."""
-        heard, self._heard = self._heard, None
+        heard, self._latest_final = self._latest_final, None
         if heard is None:
             return
         call = self._call
