@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from agent import hot_paths
 from agent.endpointing import PhoneTurnDetector, TranscriptGate
+from agent.prompt_vad import PromptVAD
 from calls.call import Call
 from config import LlmSettings, SettingsError, VoiceSettings
 
@@ -58,11 +59,12 @@ def _openai(model: str, key: SecretStr, base_url: str) -> openai.LLM:
 
 
 def load_vad(voice: VoiceSettings) -> vad.VAD:
-    """Silero, loaded once per process and shared by its sessions."""
-    return silero.VAD.load(
+    """Silero, loaded once per process and shared by its sessions; the agent stops on the
+    window that starts the caller's speech (agent/prompt_vad.py)."""
+    return PromptVAD(silero.VAD.load(
         min_silence_duration=voice.vad_min_silence_seconds,
         activation_threshold=voice.vad_activation_threshold,
-    )
+    ))  # fmt: skip
 
 
 def build_stt(

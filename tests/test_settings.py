@@ -122,7 +122,7 @@ def test_the_vad_is_loaded_with_the_configured_silence_and_activation_threshold(
         deepgram_api_key="k", openai_api_key="k", cartesia_api_key="k",  # type: ignore[arg-type]
         vad_min_silence_seconds=0.3, vad_activation_threshold=0.35,
     )  # fmt: skip
-    options = load_vad(voice)._opts
+    options = load_vad(voice).inner._opts  # type: ignore[attr-defined]
     assert (options.min_silence_duration, options.activation_threshold) == (0.3, 0.35)
     with pytest.raises(ValueError, match="vad_activation_threshold"):
         VoiceSettings(
