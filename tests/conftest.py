@@ -33,6 +33,16 @@ class Clock:
         return self.value
 
 
+class Seconds:
+    """An injected clock of seconds (time.monotonic or time.time) tests can move."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.value = start
+
+    def __call__(self) -> float:
+        return self.value
+
+
 @pytest.fixture
 def clock() -> Iterator[Clock]:
     yield Clock()

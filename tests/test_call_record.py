@@ -18,6 +18,7 @@ from calls.state import CallState
 from integrations.crm import CallRecord, DealRequest
 from integrations.outbox import Outbox
 from integrations.scheduling import Event
+from tests.conftest import Seconds
 
 pytestmark = pytest.mark.unit
 
@@ -179,26 +180,12 @@ def test_the_transcript_names_a_rep_who_spoke_after_the_hand_off() -> None:
     ]
 
 
-def _final(text: str) -> stt.SpeechEvent:
+def _transcript(text: str, *, final: bool = True) -> stt.SpeechEvent:
     return stt.SpeechEvent(
-        type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+        type=stt.SpeechEventType.FINAL_TRANSCRIPT if final
+        else stt.SpeechEventType.INTERIM_TRANSCRIPT,
         alternatives=[stt.SpeechData(language=LanguageCode("en"), text=text)],
-    )
-
-
-def _interim(text: str) -> stt.SpeechEvent:
-    return stt.SpeechEvent(
-        type=stt.SpeechEventType.INTERIM_TRANSCRIPT,
-        alternatives=[stt.SpeechData(language=LanguageCode("en"), text=text)],
-    )
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+    )  # fmt: skip
 
 
 def test_a_caller_line_the_session_dropped_is_kept_where_it_was_said() -> None:
@@ -206,11 +193,11 @@ def test_a_caller_line_the_session_dropped_is_kept_where_it_was_said() -> None:
 
     from calls.transcript import HeardWords, transcript_text
 
-    clock = _Clock()
+    clock = Seconds(100.0)
     heard = HeardWords(clock=clock)
-    heard.observe(_interim("Hi, you've"))  # the greeting begins at 100
-    clock.now = 103.0
-    heard.observe(_final("Hi, you've reached Dana.  Leave a message."))
+    heard.observe(_transcript("Hi, you've", final=False))  # the greeting begins at 100
+    clock.value = 103.0
+    heard.observe(_transcript("Hi, you've reached Dana.  Leave a message."))
     history = ChatContext.empty()  # the message began at 104; the greeting's turn was dropped
     history.add_message(role="assistant", content="Hi Dana, this is Ava.", created_at=104.0)
     completed = heard.completed(history)
@@ -226,11 +213,11 @@ def test_lines_the_history_kept_are_not_added_twice() -> None:
 
     from calls.transcript import HeardWords
 
-    clock = _Clock()
+    clock = Seconds(100.0)
     heard = HeardWords(clock=clock)
     for text in ("Yes.", "We use HubSpot,", "about sixty people.", "Yes."):
-        heard.observe(_final(text))
-        clock.now += 1
+        heard.observe(_transcript(text))
+        clock.value += 1
     history = ChatContext.empty()
     history.add_message(role="user", content="Yes.", created_at=100.5)
     history.add_message(role="user", content="We use HubSpot, about sixty people.")
@@ -243,11 +230,11 @@ def test_a_repeated_answer_dropped_once_is_kept_once() -> None:
 
     from calls.transcript import HeardWords, transcript_text
 
-    clock = _Clock()
+    clock = Seconds(100.0)
     heard = HeardWords(clock=clock)
     for text in ("Yes.", "Tuesday works.", "Yes."):  # the second "Yes." was dropped
-        heard.observe(_final(text))
-        clock.now += 10
+        heard.observe(_transcript(text))
+        clock.value += 10
     history = ChatContext.empty()
     history.add_message(role="user", content="Yes.", created_at=101.0)
     history.add_message(role="assistant", content="Does Tuesday work?", created_at=105.0)

@@ -11,22 +11,14 @@ import pytest
 from dialer.sql_store import SqlStore
 from dialer.sqlite_store import SqliteStore
 from leadapi.rate_limits import RateLimiter
-from tests.conftest import Clock
+from tests.conftest import Clock, Seconds
 from tests.leadapi_support import make_app, serving
 
 pytestmark = pytest.mark.integration
 
 
-class Monotonic:
-    def __init__(self) -> None:
-        self.value = 1000.0
-
-    def __call__(self) -> float:
-        return self.value
-
-
 def test_a_bucket_allows_its_burst_then_refills_at_the_sustained_rate() -> None:
-    clock = Monotonic()
+    clock = Seconds()
     limiter = RateLimiter(per_minute=30, burst=3, monotonic=clock)  # one request per 2 s
 
     assert [limiter.take("a") for _ in range(3)] == [None, None, None]
@@ -52,7 +44,7 @@ LEAD = {"phone": "+12125550100", "consent": {"given": True, "wording": "ok"}}
 def test_past_its_limit_a_key_gets_429_with_retry_after_and_nothing_is_stored(
     store: SqlStore, clock: Clock
 ) -> None:
-    ticks = Monotonic()
+    ticks = Seconds()
     limiter = RateLimiter(per_minute=60, burst=2, monotonic=ticks)
     app, keys = make_app(store, clock, limiter=limiter)
     first, second = keys.create("website").token, keys.create("crm-sync").token
