@@ -500,8 +500,8 @@ async def run_worker(
     reference) in a lab of its own: (summary, details) per level."""
     latencies = PROFILES[profile]
     levels = []
-    with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
-        config = lab_config(args, Path(tmp), latencies, settings, reference=reference)
+    with _workdir(args.keep_logs, profile, settings, reference=reference) as workdir:
+        config = lab_config(args, workdir, latencies, settings, reference=reference)
         async with CallLab(config) as lab:
             await lab.tts.warm_up(_agent_lines(), sample_rate=24000)
             for concurrency in args.concurrency:
@@ -513,6 +513,24 @@ async def run_worker(
                 levels.append((run, details(run, settings, level)))
                 print_row(*levels[-1])
     return levels
+
+
+@contextlib.contextmanager
+def _workdir(
+    keep: Path | None, profile: str, settings: dict[str, str], *, reference: bool
+) -> Iterator[Path]:
+    """The lab's directory (the worker's and the stack's logs, the stand-ins' records): a
+    temporary one, or with `--keep-logs` one kept under it, named after the run."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
+            yield Path(tmp)
+        return
+    name = "-".join([profile, "reference" if reference else "ours",
+                     *(f"{k}={v}" for k, v in sorted(settings.items()))])  # fmt: skip
+    path = keep / re.sub(r"[^\w.=-]", "_", name)
+    path.mkdir(parents=True, exist_ok=False)
+    print(f"logs of this run: {path}", flush=True)
+    yield path
 
 
 def lab_config(
@@ -685,6 +703,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", default=[1], type=lambda t: [int(v) for v in t.split(",")])
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--stagger", type=float, default=0.5, help="seconds between call starts")
+    parser.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
+                        help="keep each run's worker and stack logs under DIR")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="rounds of calls per level")
     parser.add_argument("--min-endpointing-delay", type=csv_floats, default=None, metavar="S[,S]")
     parser.add_argument("--max-endpointing-delay", type=csv_floats, default=None, metavar="S[,S]")

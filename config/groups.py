@@ -191,8 +191,8 @@ class VoiceSettings(BaseSettings):
     # Silero's speech probability that starts the caller's speech (and so a barge-in).
     vad_activation_threshold: float = Field(0.35, gt=0, lt=1)
     # The caller's audio reaches the VAD and the STT in frames this long: shorter hears the
-    # caller sooner and costs more Python per second of call.
-    audio_input_frame_ms: int = Field(50, ge=10, le=100)
+    # caller sooner (LiveKit's default is 50; 20 measured no dearer at 3 calls per core).
+    audio_input_frame_ms: int = Field(20, ge=10, le=100)
     min_interruption_seconds: float = Field(0.05, gt=0, le=3)
     # Words the STT must have heard before talking over the agent stops it (0: the VAD alone).
     min_interruption_words: int = Field(0, ge=0, le=5)

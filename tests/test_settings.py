@@ -137,11 +137,11 @@ def test_the_callers_audio_arrives_at_the_stt_rate_in_frames_of_the_configured_l
 
     voice = VoiceSettings(
         deepgram_api_key="k", openai_api_key="k", cartesia_api_key="k",  # type: ignore[arg-type]
-        audio_input_frame_ms=20,
+        audio_input_frame_ms=30,
     )  # fmt: skip
     audio_input = room_options(voice).audio_input
     assert not isinstance(audio_input, bool)
-    assert (audio_input.sample_rate, audio_input.frame_size_ms) == (STT_SAMPLE_RATE, 20)
+    assert (audio_input.sample_rate, audio_input.frame_size_ms) == (STT_SAMPLE_RATE, 30)
     assert STT_SAMPLE_RATE == 16000  # silero's rate too: nothing resamples the caller again
 
 
