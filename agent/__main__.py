@@ -19,6 +19,7 @@ from pydantic import SecretStr
 import metrics
 from agent.backends import build_services
 from agent.cli import PROGRAMS, command_parser, run_program, run_reloading, source_directories
+from agent.preload import start_forkserver
 from agent.settings import WorkerSettings, load_worker_settings, require_livekit
 from config import SettingsError
 from config.logs import setup_logging
@@ -198,6 +199,9 @@ def run_worker(settings: WorkerSettings, *, outbound: bool) -> None:
         live = running.enter_context(livekit_for(measured))
         if outbound:
             running.enter_context(outbound_side(live))
+        # Once the job processes' environment is known (the metrics directory, the server),
+        # and before this process imports the worker: the forkserver imports meanwhile.
+        start_forkserver(live.livekit)
         asyncio.run(serve(live))
 
 

@@ -28,6 +28,7 @@ from agent.backends import DialerDoNotCall, build_services
 from agent.call_control import LiveKitCallControl
 from agent.call_policy import DurationLimit, SilencePolicy
 from agent.capacity import CallEnds, CallSlots, report_slot_changes_at_once
+from agent.preload import PRELOAD_MODULES
 from agent.sales_agent import SalesAgent
 from agent.session import (
     build_llm,
@@ -66,17 +67,6 @@ from voicemail import CalleeScreen, ScreenTimings, handle_answer, participant_au
 
 logger = logging.getLogger("agent.worker")
 
-# Imported on first use inside a call, each blocking the job's loop for 100-550 ms (the SDK's
-# loop monitor said so): imported in the forkserver instead.
-LAZY_IMPORTS = (
-    "anyio._backends._asyncio", "anyio.streams.memory", "openai.resources.models",
-    # the first LLM request's: its HTTP transport, the chat resources, the streaming parser
-    # (225-275 ms idle, on the call's loop as the caller's first turn ended)
-    "httpcore2", "openai.resources.chat.chat", "openai.resources.chat.completions.completions",
-    "jiter",
-    # the beep detector's first window: numpy's FFT and median (113 ms as a mailbox beeped)
-    "numpy.fft", "numpy.ma",
-)  # fmt: skip
 CRM_LOOKUP_TIMEOUT_S = 1.5  # a slow CRM must not keep a caller waiting in silence
 QUIET_CALLEE_S = 2.0  # an outbound callee who says nothing after picking up is greeted anyway
 SIP_CALLER_NUMBER = "sip.phoneNumber"
@@ -635,8 +625,9 @@ def build_server(settings: WorkerSettings) -> AgentServer:
         # but a process per call keeps one call's crash from ending the others.
         job_executor_type=JobExecutorType(livekit.worker_job_executor),
         # Imported once in the forkserver, so a new job process starts warm in a fraction of
-        # the time (speed to lead: a lead arriving while none is warm waits for one).
-        preload_modules=[__name__, *LAZY_IMPORTS],
+        # the time (speed to lead: a lead arriving while none is warm waits for one). Usually
+        # started already, with the same list (agent/preload.py).
+        preload_modules=list(PRELOAD_MODULES),
         # Off unless WORKER_METRICS_PORT is set; agent/__main__.py chose the directory.
         prometheus_port=livekit.worker_metrics_port,
         prometheus_multiproc_dir=str(metrics_dir) if metrics_dir else None,

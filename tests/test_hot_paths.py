@@ -199,8 +199,8 @@ def test_warmed_tools_cost_a_call_no_schema_build(monkeypatch) -> None:
 
 FIRST_REQUEST = """
 import asyncio, importlib, sys
-import agent.worker
-for name in agent.worker.LAZY_IMPORTS:
+import agent.preload
+for name in agent.preload.forkserver_modules():  # what a job process inherits
     importlib.import_module(name)
 from livekit.agents import APIConnectOptions, llm
 from livekit.plugins import openai
@@ -226,8 +226,8 @@ asyncio.run(main())
 FIRST_BEEP = """
 import importlib, sys
 import numpy as np
-import agent.worker
-for name in agent.worker.LAZY_IMPORTS:
+import agent.preload
+for name in agent.preload.forkserver_modules():  # what a job process inherits
     importlib.import_module(name)
 from voicemail.beep import BeepDetector
 
