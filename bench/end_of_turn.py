@@ -6,7 +6,8 @@ mid-way, spoken by espeak-ng through the call lab's 8 kHz phone channel and a G.
 round trip, followed by the silence the VAD waits for and faint line noise. Each is given to
 LiveKit's local ``v1-mini`` model as the session gives it (the last 1.2 s at 16 kHz), and its
 transcript to the gate. Prints the model's probabilities per label and, per threshold, how
-many finished sentences would wait and how many cut ones would end the turn.
+many finished sentences would wait and how many cut ones would end the turn; and how long
+after each finished sentence's end the worker's Silero calls the end of speech.
 
     uv run python bench/end_of_turn.py [--silence 0.55] [--out bench/results/end_of_turn.json]
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import audioop  # G.711 as the codec defines it; deprecated from 3.11, present until 3.13
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -60,6 +62,47 @@ def as_the_session_hears(text: str, silence_s: float, rng: np.random.Generator) 
     return np.clip(noisy, -32768, 32767).astype(np.int16)[-19200:]
 
 
+def silero_end_lags(texts: list[str], rng: np.random.Generator) -> list[float]:
+    """Per finished sentence, in ms: where the worker's Silero (its default settings, in its
+    input frames) puts the end of the caller's speech, after the line's end as the phone sends
+    it (its fade-out). The worker anchors the end there (the END event less its silence), so
+    the voice benchmark's uplink holds this as well as the way in."""
+    import asyncio
+
+    from livekit import rtc
+
+    from agent.session import load_vad
+    from config import VoiceSettings
+
+    voice = VoiceSettings.model_construct()  # the defaults; no keys needed
+    frame = RATE * voice.audio_input_frame_ms // 1000
+
+    async def lag(text: str) -> float:
+        narrow = phone_line(text, sample_rate=8000)
+        line = audioop.ulaw2lin(audioop.lin2ulaw(narrow.tobytes(), 2), 2)
+        speech = np.frombuffer(audioop.ratecv(line, 2, 1, 8000, RATE, None)[0], dtype=np.int16)
+        lead = np.zeros(int(RATE * 0.3))
+        audio = np.concatenate([lead, speech, np.zeros(int(RATE * 1.2))])
+        audio = np.clip(audio + rng.normal(0, 30, audio.size), -32768, 32767).astype(np.int16)
+        ended = (lead.size + speech.size) / RATE
+        stream = load_vad(voice).stream()
+        for i in range(0, audio.size - frame + 1, frame):
+            stream.push_frame(rtc.AudioFrame(audio[i : i + frame].tobytes(), RATE, 1, frame))
+        stream.end_input()
+        try:
+            async for event in stream:
+                if event.type.name == "END_OF_SPEECH":
+                    return (event.timestamp - event.silence_duration - ended) * 1000
+        finally:
+            await stream.aclose()
+        raise RuntimeError(f"Silero never ended the speech of {text!r}")
+
+    async def every() -> list[float]:
+        return [round(await lag(text), 1) for text in texts]
+
+    return asyncio.run(every())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--silence", type=float, default=0.55, help="seconds after speech")
@@ -92,9 +135,15 @@ def main() -> None:
     gate_ends = sum(not r["words_left_open"] for r in results["cut"])
     print(f"  the words: {gate_waits}/{len(finished)} finished wait, "
           f"{gate_ends}/{len(cut)} cut end")  # fmt: skip
+    lags = silero_end_lags(FINISHED, rng)
+    ordered = sorted(lags)
+    print(f"  Silero's end of speech after the line's end: p50 {statistics.median(lags):.0f} ms, "
+          f"p95 {ordered[math.ceil(0.95 * len(ordered)) - 1]:.0f}, min {ordered[0]:.0f}, "
+          f"max {ordered[-1]:.0f} (finished sentences, default settings)")  # fmt: skip
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"silence_s": args.silence, **results}, indent=2))
+        out = {"silence_s": args.silence, **results, "silero_end_lag_ms": lags}
+        args.out.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -70,9 +70,19 @@ class CallResult:
     answer_ms: float | None = None  # INVITE sent -> 200 OK: the caller hears ringing meanwhile
     greeting_ms: float | None = None
     v2v_ms: list[float] = field(default_factory=list)
+    # Per v2v turn, on the wall clock the worker logs in (epoch seconds): the caller's speech
+    # ended at the phone, and the agent's reply reached it.
+    turn_spans: list[tuple[float, float]] = field(default_factory=list)
     barge_in_stop_ms: float | None = None
     pause_cut_off: bool | None = None
     error: str | None = None
+
+    def turn(self, ended_at: float, reply_at: float) -> None:
+        """A turn the agent answered: the caller's end and the reply, on the phone's clock
+        (time.monotonic())."""
+        self.v2v_ms.append((reply_at - ended_at) * 1000)
+        offset = time.time() - time.monotonic()
+        self.turn_spans.append((ended_at + offset, reply_at + offset))
 
 
 async def run_call(phone: TestPhone) -> CallResult:
@@ -85,7 +95,9 @@ async def run_call(phone: TestPhone) -> CallResult:
     since = phone.joined_at
     for line, _, _ in BENCH_TURNS:
         said = await phone.say_after_agent(line.spoken, since=since, quiet_s=QUIET_S)
-        result.v2v_ms.append(await _reply_ms(phone, said.ended_at))
+        result.turn(
+            said.ended_at, await phone.agent_starts_speaking(after=said.ended_at, limit_s=30)
+        )
         since = said.ended_at
     first = await phone.say_after_agent(BENCH_PAUSE[0].spoken, since=since, quiet_s=QUIET_S)
     await asyncio.sleep(PAUSE_S)
@@ -93,23 +105,18 @@ async def run_call(phone: TestPhone) -> CallResult:
     reply = await phone.agent_starts_speaking(after=first.ended_at, limit_s=30)
     result.pause_cut_off = reply < second.ended_at
     if not result.pause_cut_off:
-        result.v2v_ms.append((reply - second.ended_at) * 1000)
+        result.turn(second.ended_at, reply)
     asked = await phone.say_after_agent(BENCH_BARGE[0].spoken, since=reply, quiet_s=QUIET_S)
-    result.v2v_ms.append(await _reply_ms(phone, asked.ended_at))
+    result.turn(asked.ended_at, await phone.agent_starts_speaking(after=asked.ended_at, limit_s=30))
     barge = await phone.say_over_agent(
         BENCH_BARGE[1].spoken, since=asked.ended_at, after_onset_s=BARGE_AFTER_S
     )
     answer = await phone.agent_starts_speaking(after=barge.ended_at, limit_s=30)
-    result.v2v_ms.append((answer - barge.ended_at) * 1000)
+    result.turn(barge.ended_at, answer)
     over = [at for at in phone.recording.loud if barge.started_at <= at < answer]
     result.barge_in_stop_ms = (max(over, default=barge.started_at) - barge.started_at) * 1000
     await phone.agent_goes_quiet(for_s=QUIET_S, limit_s=30)
     return result
-
-
-async def _reply_ms(phone: TestPhone, ended_at: float) -> float:
-    onset = await phone.agent_starts_speaking(after=ended_at, limit_s=30)
-    return (onset - ended_at) * 1000
 
 
 class TreeSampler:
@@ -294,7 +301,10 @@ def turn_breakdown(
       LiveKit Agents' scheduling, audio output); negative when preemptive generation hid
       some of the LLM's time inside the end-of-turn wait;
     - ``transport``: the phone's voice-to-voice minus the worker's (G.711 and Opus framing,
-      jitter buffers, the bridge, livekit-server, both ways).
+      jitter buffers, the bridge, livekit-server, both ways), split by the wall clock into
+      ``uplink`` (the caller's end at the phone to the worker's end of speech: the way in, and
+      how late after the audio's end Silero calls it; bench/end_of_turn.py measures that part
+      alone) and ``downlink`` (the worker's first audio to the phone hearing it).
     A call's turns are matched in order, and only when the phone and the worker counted the
     same number of answered turns for it (calls matched in the order they started)."""
     turns: list[dict[str, float]] = []
@@ -304,7 +314,8 @@ def turn_breakdown(
     for result, measured in zip(done, worker, strict=True):
         if len(result.v2v_ms) != len(measured):
             continue
-        for v2v, turn in zip(result.v2v_ms, measured, strict=True):
+        spans = result.turn_spans if len(result.turn_spans) == len(measured) else []
+        for i, (v2v, turn) in enumerate(zip(result.v2v_ms, measured, strict=True)):
             if "e2e" not in turn or "end_of_turn" not in turn:
                 continue
             provider = turn.get("llm_ttft", latencies.llm_ttft_ms) + turn.get(
@@ -318,6 +329,10 @@ def turn_breakdown(
                 "our_code": round(turn["e2e"] - turn["end_of_turn"] - provider, 1),
                 "transport": round(v2v - turn["e2e"], 1),
             })  # fmt: skip
+            if spans and "heard_end_at" in turn and "spoke_at" in turn:
+                ended, replied = spans[i]
+                turns[-1]["uplink"] = round(turn["heard_end_at"] - ended * 1000, 1)
+                turns[-1]["downlink"] = round(replied * 1000 - turn["spoke_at"], 1)
     return turns
 
 
@@ -358,6 +373,14 @@ def _json_lines(log: str) -> Iterator[dict[str, Any]]:
                 yield record
 
 
+BREAKDOWN_PARTS = ("end_of_turn", "provider", "our_code", "transport", "uplink", "downlink",
+                   "worker_e2e")  # fmt: skip
+
+
+BREAKDOWN_PARTS = ("end_of_turn", "provider", "our_code", "transport", "uplink", "downlink",
+                   "worker_e2e")  # fmt: skip
+
+
 def percentiles(values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None}
@@ -388,8 +411,7 @@ def summarise(
         "provider_ms": round(provider, 1),
         "overhead_ms": percentiles([ms - provider for ms in v2v]),
         "breakdown_ms": {
-            part: percentiles([t[part] for t in turns])
-            for part in ("end_of_turn", "provider", "our_code", "transport", "worker_e2e")
+            part: percentiles([t[part] for t in turns if part in t]) for part in BREAKDOWN_PARTS
         }
         | {"turns": len(turns), "stt_actual": percentiles(level["stt_ms"])},
         "barge_in_stop_ms": percentiles(
@@ -621,6 +643,11 @@ HEADER = (
 )
 
 
+def _transport_split(parts: dict[str, Any]) -> str:
+    up, down = parts["uplink"]["p50"], parts["downlink"]["p50"]
+    return "" if up is None or down is None else f" = uplink {up:.0f} + downlink {down:.0f}"
+
+
 def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
     def pair(name: str) -> str:
         p = run[name]
@@ -644,7 +671,8 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
         print("    where the time goes, p50 ms over " + f"{parts['turns']} turns: " + ", ".join(
             f"{name} {parts[name]['p50']:.0f}"
             for name in ("end_of_turn", "provider", "our_code", "transport")
-        ) + f" (the STT stand-in took {parts['stt_actual']['p50']} ms)", flush=True)  # fmt: skip
+        ) + _transport_split(parts)
+          + f" (the STT stand-in took {parts['stt_actual']['p50']} ms)", flush=True)  # fmt: skip
     if run.get("worker_prometheus"):
         print("    " + prometheus_line(run["worker_prometheus"]), flush=True)
     errors = extra["errors"]

@@ -22,8 +22,12 @@ from metrics.families import (
 logger = logging.getLogger("metrics.calls")
 
 # What a reply's metrics say about the turn before it, logged as one line per reply.
-_USER_TURN = (("end_of_turn", "end_of_turn_delay"), ("transcription", "transcription_delay"))
-_REPLY = (("llm_ttft", "llm_node_ttft"), ("tts_ttfb", "tts_node_ttfb"), ("e2e", "e2e_latency"))
+# The worker's end of the caller's speech and its first audio of the reply are wall-clock
+# times (epoch seconds): a benchmark on the same host splits the transport up and down by them.
+_USER_TURN = (("end_of_turn", "end_of_turn_delay"), ("transcription", "transcription_delay"),
+              ("heard_end_at", "stopped_speaking_at"))  # fmt: skip
+_REPLY = (("llm_ttft", "llm_node_ttft"), ("tts_ttfb", "tts_node_ttfb"), ("e2e", "e2e_latency"),
+          ("spoke_at", "started_speaking_at"))  # fmt: skip
 
 # LiveKit Agents' per-stage metrics (``metrics_collected``): the field each stage is read from.
 _STAGES = {

@@ -98,6 +98,24 @@ def test_the_reference_is_reported_beside_ours_as_ours_over_its() -> None:
     assert not bench.parse_args([]).reference
 
 
+def test_voice_latency_splits_the_transport_up_and_down_by_the_workers_clock() -> None:
+    bench = load("voice_latency")
+    call = bench.CallResult(v2v_ms=[1200.0], turn_spans=[(1000.0, 1001.2)])  # epoch s
+    worker_log = (
+        '{"msg": "turn_latency end_of_turn=0.600 heard_end_at=1000.110 llm_ttft=0.400'
+        ' tts_ttfb=0.150 e2e=0.950 spoke_at=1001.060", "room": "call-1", "t": 1001.1}'
+    )
+    worker = bench.worker_turns(worker_log)
+    [turn] = bench.turn_breakdown([call], worker, bench.PROFILES["typical"])
+    assert turn["transport"] == 250.0  # 1200 at the phone, 950 in the worker
+    assert (turn["uplink"], turn["downlink"]) == (110.0, 140.0)
+    # a call whose spans do not match its turns is not split
+    [unsplit] = bench.turn_breakdown(
+        [bench.CallResult(v2v_ms=[1200.0])], worker, bench.PROFILES["typical"]
+    )
+    assert "uplink" not in unsplit and unsplit["transport"] == 250.0
+
+
 def test_the_reference_runs_the_starter_module_with_the_reference_script() -> None:
     bench = load("voice_latency")
     args = bench.parse_args(["--reference", "--max-calls", "4"])
@@ -300,3 +318,12 @@ def test_the_workers_histograms_read_between_two_scrapes() -> None:
     figures = bench.worker_prometheus(before, after)
     assert figures["v2v_ms"]["count"] == 10 and figures["calls"] == {"booked": 2}
     assert "v2v 1167/1917 (n=10)" in bench.prometheus_line(figures)
+
+
+def test_end_of_turn_measures_how_late_silero_calls_the_end_of_a_phone_line() -> None:
+    bench = load("end_of_turn")
+    [lag] = bench.silero_end_lags(["We need a better way to forecast sales."],
+                                  np.random.default_rng(7))  # fmt: skip
+    # after the line's fade-out, by less than the silence Silero waits (0.55 s) before its
+    # event: the anchor, not the event's time
+    assert 0 < lag < 550
