@@ -281,6 +281,10 @@ def worker_turns(log: str) -> list[list[dict[str, float]]]:
         if match:
             pairs = (pair.split("=", 1) for pair in match.group(1).split())
             turn = {name: float(value) * 1000 for name, value in pairs}
+            logged_ms = float(record.get("t", 0)) * 1000
+            for anchor, ago in (("heard_end_at", "heard_end_ago"), ("spoke_at", "spoke_ago")):
+                if ago in turn and logged_ms:  # epoch ms, from the line's own time
+                    turn[anchor] = logged_ms - turn.pop(ago)
             calls.setdefault(str(record.get("room", "")), []).append(turn)
     return list(calls.values())
 

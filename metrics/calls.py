@@ -22,12 +22,12 @@ from metrics.families import (
 logger = logging.getLogger("metrics.calls")
 
 # What a reply's metrics say about the turn before it, logged as one line per reply.
-# The worker's end of the caller's speech and its first audio of the reply are wall-clock
-# times (epoch seconds): a benchmark on the same host splits the transport up and down by them.
-_USER_TURN = (("end_of_turn", "end_of_turn_delay"), ("transcription", "transcription_delay"),
-              ("heard_end_at", "stopped_speaking_at"))  # fmt: skip
-_REPLY = (("llm_ttft", "llm_node_ttft"), ("tts_ttfb", "tts_node_ttfb"), ("e2e", "e2e_latency"),
-          ("spoke_at", "started_speaking_at"))  # fmt: skip
+_USER_TURN = (("end_of_turn", "end_of_turn_delay"), ("transcription", "transcription_delay"))
+_REPLY = (("llm_ttft", "llm_node_ttft"), ("tts_ttfb", "tts_node_ttfb"), ("e2e", "e2e_latency"))
+# Wall-clock times, logged as seconds before the line's own time (an epoch in a message reads
+# as a phone number to the masking): the worker's end of the caller's speech and its first
+# audio of the reply, by which a benchmark on the same host splits the transport up and down.
+_HEARD_END, _SPOKE = ("heard_end_ago", "stopped_speaking_at"), ("spoke_ago", "started_speaking_at")
 
 # LiveKit Agents' per-stage metrics (``metrics_collected``): the field each stage is read from.
 _STAGES = {
@@ -90,6 +90,10 @@ class CallMetrics:
             # from the caller's end of speech as the worker heard it (bench/voice_latency.py).
             parts = [(name, self._last_user_turn.get(key)) for name, key in _USER_TURN]
             parts += [(name, figures.get(key)) for name, key in _REPLY]
+            now = time.time()
+            for (name, key), of in ((_HEARD_END, self._last_user_turn), (_SPOKE, figures)):
+                if _is_time(of.get(key)):
+                    parts.append((name, now - of[key]))
             logger.info(
                 "turn_latency %s",
                 " ".join(f"{n}={v:.3f}" for n, v in parts if isinstance(v, int | float)),
@@ -147,3 +151,7 @@ def tool_failed(integration: str, kind: str) -> None:
 
 def integration_label(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "unknown"
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and value > 0

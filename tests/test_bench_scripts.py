@@ -102,8 +102,8 @@ def test_voice_latency_splits_the_transport_up_and_down_by_the_workers_clock() -
     bench = load("voice_latency")
     call = bench.CallResult(v2v_ms=[1200.0], turn_spans=[(1000.0, 1001.2)])  # epoch s
     worker_log = (
-        '{"msg": "turn_latency end_of_turn=0.600 heard_end_at=1000.110 llm_ttft=0.400'
-        ' tts_ttfb=0.150 e2e=0.950 spoke_at=1001.060", "room": "call-1", "t": 1001.1}'
+        '{"msg": "turn_latency end_of_turn=0.600 llm_ttft=0.400 tts_ttfb=0.150 e2e=0.950'
+        ' heard_end_ago=0.990 spoke_ago=0.040", "room": "call-1", "t": 1001.1}'
     )
     worker = bench.worker_turns(worker_log)
     [turn] = bench.turn_breakdown([call], worker, bench.PROFILES["typical"])
