@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import audioop  # G.711 as the codec defines it; deprecated from 3.11, present until 3.13
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.endpointing import sentence_left_open
 from callab.audio import phone_line
+from callab.sweep import percentiles
 
 RATE = 16000
 FINISHED = [
@@ -52,11 +52,16 @@ CUT = [
 THRESHOLDS = (0.1, 0.2, 0.3, 0.36, 0.45, 0.55)
 
 
-def as_the_session_hears(text: str, silence_s: float, rng: np.random.Generator) -> np.ndarray:
+def through_the_line(text: str) -> np.ndarray:
+    """`text` spoken into the phone channel, through G.711, and at 16 kHz as the worker gets it."""
     narrow = phone_line(text, sample_rate=8000)
     line = audioop.ulaw2lin(audioop.lin2ulaw(narrow.tobytes(), 2), 2)
     wide, _ = audioop.ratecv(line, 2, 1, 8000, RATE, None)
-    speech = np.frombuffer(wide, dtype=np.int16).astype(np.float64)
+    return np.frombuffer(wide, dtype=np.int16)
+
+
+def as_the_session_hears(text: str, silence_s: float, rng: np.random.Generator) -> np.ndarray:
+    speech = through_the_line(text).astype(np.float64)
     padded = np.concatenate([speech, np.zeros(int(RATE * silence_s))])
     noisy = padded + rng.normal(0, 30, padded.size)  # faint line noise
     return np.clip(noisy, -32768, 32767).astype(np.int16)[-19200:]
@@ -78,9 +83,7 @@ def silero_end_lags(texts: list[str], rng: np.random.Generator) -> list[float]:
     frame = RATE * voice.audio_input_frame_ms // 1000
 
     async def lag(text: str) -> float:
-        narrow = phone_line(text, sample_rate=8000)
-        line = audioop.ulaw2lin(audioop.lin2ulaw(narrow.tobytes(), 2), 2)
-        speech = np.frombuffer(audioop.ratecv(line, 2, 1, 8000, RATE, None)[0], dtype=np.int16)
+        speech = through_the_line(text)
         lead = np.zeros(int(RATE * 0.3))
         audio = np.concatenate([lead, speech, np.zeros(int(RATE * 1.2))])
         audio = np.clip(audio + rng.normal(0, 30, audio.size), -32768, 32767).astype(np.int16)
@@ -136,10 +139,10 @@ def main() -> None:
     print(f"  the words: {gate_waits}/{len(finished)} finished wait, "
           f"{gate_ends}/{len(cut)} cut end")  # fmt: skip
     lags = silero_end_lags(FINISHED, rng)
-    ordered = sorted(lags)
-    print(f"  Silero's end of speech after the line's end: p50 {statistics.median(lags):.0f} ms, "
-          f"p95 {ordered[math.ceil(0.95 * len(ordered)) - 1]:.0f}, min {ordered[0]:.0f}, "
-          f"max {ordered[-1]:.0f} (finished sentences, default settings)")  # fmt: skip
+    lag = percentiles(lags)
+    print(f"  Silero's end of speech after the line's end: p50 {lag['p50']:.0f} ms, "
+          f"p95 {lag['p95']:.0f}, min {min(lags):.0f}, max {max(lags):.0f} "
+          "(finished sentences, default settings)")  # fmt: skip
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         out = {"silence_s": args.silence, **results, "silero_end_lag_ms": lags}

@@ -27,9 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-import math
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -46,7 +44,7 @@ from callab.harness import PROFILES, CallLab, LabConfig
 from callab.phone import LINE_RATE, TestPhone
 from callab.scenarios import CALLER, Line, agent_turn, script
 from callab.standins.chat_script import DEFAULT_FALLBACK
-from callab.sweep import bench_greeting, sentences
+from callab.sweep import bench_greeting, percentiles, sentences
 from localstack import StackNotInstalled
 
 Label = Literal["stop", "no_stop"]
@@ -318,14 +316,6 @@ async def _play_over_answer(
 
 
 # --- the summary ---------------------------------------------------------------------------
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None}
-    ordered = sorted(values)
-    p95 = ordered[math.ceil(0.95 * len(ordered)) - 1]  # nearest rank
-    return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1)}
 
 
 def _rate(hits: int, of: int) -> float | None:

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import re
 import statistics
@@ -45,7 +44,7 @@ from callab.scenarios import (
     CALLER,
     bench_reference_script,
 )
-from callab.sweep import bench_greeting, csv_floats, sentences
+from callab.sweep import bench_greeting, csv_floats, percentiles, sentences
 from config import VoiceSettings
 from localstack import StackNotInstalled
 
@@ -383,14 +382,6 @@ BREAKDOWN_PARTS = ("end_of_turn", "provider", "our_code", "transport", "uplink",
 
 BREAKDOWN_PARTS = ("end_of_turn", "provider", "our_code", "transport", "uplink", "downlink",
                    "worker_e2e")  # fmt: skip
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None}
-    ordered = sorted(values)
-    p95 = ordered[math.ceil(0.95 * len(ordered)) - 1]  # nearest rank
-    return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1)}
 
 
 def summarise(

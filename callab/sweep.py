@@ -1,12 +1,15 @@
 """What the benchmarks share: comma lists of worker settings swept as every combination,
-and the agent's lines prepared the way the TTS stand-in synthesises them."""
+the agent's lines prepared the way the TTS stand-in synthesises them, and the percentiles
+they report."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import re
-from collections.abc import Iterable, Mapping
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from types import SimpleNamespace
 
 from agent.sales_agent import greeting
@@ -67,3 +70,12 @@ def bench_greeting(*, announce: bool) -> str:
     state = SimpleNamespace(contact=None, lead=None, direction="inbound")
     call = SimpleNamespace(services=services, state=state, language="en")
     return greeting(call)  # type: ignore[arg-type]  # only these fields are read
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    """p50 (the median) and p95 (nearest rank), to 0.1; None for no values."""
+    if not values:
+        return {"p50": None, "p95": None}
+    ordered = sorted(values)
+    p95 = ordered[math.ceil(0.95 * len(ordered)) - 1]  # nearest rank
+    return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1)}

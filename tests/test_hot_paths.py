@@ -197,11 +197,18 @@ def test_warmed_tools_cost_a_call_no_schema_build(monkeypatch) -> None:
     assert calls == before
 
 
-FIRST_REQUEST = """
-import asyncio, importlib, sys
+# A fresh interpreter with what a job process inherits from the forkserver.
+AS_A_JOB_PROCESS = """
+import importlib
 import agent.preload
-for name in agent.preload.forkserver_modules():  # what a job process inherits
+for name in agent.preload.forkserver_modules():
     importlib.import_module(name)
+"""
+
+FIRST_REQUEST = (
+    AS_A_JOB_PROCESS
+    + """
+import asyncio, sys
 from livekit.agents import APIConnectOptions, llm
 from livekit.plugins import openai
 
@@ -221,14 +228,14 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
-FIRST_BEEP = """
-import importlib, sys
+FIRST_BEEP = (
+    AS_A_JOB_PROCESS
+    + """
+import sys
 import numpy as np
-import agent.preload
-for name in agent.preload.forkserver_modules():  # what a job process inherits
-    importlib.import_module(name)
 from voicemail.beep import BeepDetector
 
 before = set(sys.modules)
@@ -239,6 +246,7 @@ beeps = detector.push(np.concatenate([tone, np.zeros(8000, np.int16)]))
 print("beeps:", len(beeps), file=sys.stderr)
 print(" ".join(sorted(set(sys.modules) - before)))
 """
+)
 
 
 def _imported_by(program: str) -> tuple[list[str], str]:
