@@ -80,3 +80,27 @@ async def test_real_openai_plugin_runs_the_agents_tools(world):
     assert outcome.record.summary.startswith("Jane from a twenty-seller")
     [logged] = world.logged_calls()
     assert logged["disposition"] == "hung_up"
+
+
+async def test_the_request_body_on_the_wire_is_livekits_conversation_and_tools(world):
+    """With the request body sent without the client's walk (agent/hot_paths.py), what
+    reaches the server is still exactly LiveKit's formatted conversation and tool schemas."""
+    from livekit.agents import llm as lk_llm
+
+    from agent import hot_paths
+
+    hot_paths.install()
+    async with OpenAIChatStandin(script=ChatScript.from_data(SCRIPT)) as server:
+        plugin = build_llm(settings_for(server.base_url))
+        agent = SalesAgent(new_call(world.services, caller_phone="+14155550100"))
+        ctx = agent.chat_ctx.copy()
+        ctx.add_message(role="user", content="We have twenty sellers on HubSpot")
+        async with plugin.chat(chat_ctx=ctx, tools=agent.tools) as stream:
+            async for _ in stream:
+                pass
+    body = server.requests[0].body
+    assert body["messages"] == ctx.to_provider_format("openai")[0]
+    tools = lk_llm.ToolContext(agent.tools).parse_function_tools("openai", strict=True)
+    assert body["tools"] == tools
+    assert body["stream"] is True and body["temperature"] == 0.3
+    assert body["parallel_tool_calls"] is False and "seed" not in body

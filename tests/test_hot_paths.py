@@ -277,3 +277,95 @@ def test_the_first_beep_a_mailbox_plays_imports_nothing() -> None:
     imported, stderr = _imported_by(FIRST_BEEP)
     assert "beeps: 1" in stderr
     assert imported == []
+
+
+# --- the chat request body -------------------------------------------------------------------
+
+
+def chat_body(**overrides: object) -> dict[str, object]:
+    """A chat completion's arguments as the OpenAI client's `create` gathers them: our tools,
+    a conversation with a tool call and its result, and arguments left out."""
+    from openai import NOT_GIVEN, omit
+
+    from calls.qualification import load_criteria
+    from tools.function_tools import sales_tools
+
+    ctx = llm.ChatContext.empty()
+    ctx.add_message(role="system", content="You qualify sales leads for Northwind.")
+    ctx.add_message(role="user", content="Hi, this is Dana from Acme.")
+    ctx.insert(llm.FunctionCall(call_id="call_1", name="save_contact_details",
+                                arguments='{"first_name": "Dana", "company": "Acme"}'))  # fmt: skip
+    ctx.insert(llm.FunctionCallOutput(call_id="call_1", name="save_contact_details",
+                                      output='{"saved": true}', is_error=False))  # fmt: skip
+    ctx.add_message(role="assistant", content="Nice to meet you Dana. What made you call?")
+    ctx.add_message(role="user", content="We need better sales forecasting, café included.")
+    messages, _ = ctx.to_provider_format("openai")
+    tools = llm.ToolContext(sales_tools(load_criteria())).parse_function_tools(
+        "openai", strict=True
+    )
+    body: dict[str, object] = {
+        "model": "gpt-4.1-mini", "stream": True, "messages": messages, "tools": tools,
+        "temperature": 0.3, "parallel_tool_calls": False, "tool_choice": "auto",
+        "stream_options": {"include_usage": True}, "n": omit, "seed": NOT_GIVEN,
+        "metadata": omit, "user": NOT_GIVEN,
+    }  # fmt: skip
+    return {**body, **overrides}
+
+
+def clients_walk() -> object:
+    from openai import _utils
+
+    return _utils.async_maybe_transform  # the client's own, whatever is installed in completions
+
+
+async def test_a_chat_body_of_plain_json_is_what_the_clients_walk_gives() -> None:
+    walk = clients_walk()
+    plain = hot_paths.plain_chat_body(walk)  # type: ignore[arg-type]
+    for params in hot_paths.CHAT_PARAMS:
+        body = chat_body(stream=params is hot_paths.CHAT_PARAMS[0])
+        expected = await walk(body, params)  # type: ignore[operator]
+        got = await plain(body, params)
+        assert got == expected
+        assert "n" not in got and "seed" not in got and len(got["tools"]) > 5
+
+
+async def test_a_chat_body_that_is_not_plain_json_is_still_walked() -> None:
+    from openai import omit
+    from pydantic import BaseModel
+
+    class Shape(BaseModel):
+        type: str = "json_object"
+
+    walked: list[object] = []
+    walk = clients_walk()
+
+    async def counted(data: object, params: object) -> object:
+        walked.append(data)
+        return await walk(data, params)  # type: ignore[operator]
+
+    plain = hot_paths.plain_chat_body(counted)
+    params = hot_paths.CHAT_PARAMS[0]
+    first = chat_body()["messages"][0]  # type: ignore[index]
+    for body in (
+        chat_body(response_format=Shape()),  # a pydantic model: dumped by the walk
+        chat_body(stop=("bye", "thanks")),  # a tuple: made a list by the walk
+        chat_body(messages=[{**first, "name": omit}]),  # an omitted argument inside
+        chat_body(messages=iter([first])),  # an iterator: made a list by the walk
+    ):
+        before = len(walked)
+        assert await plain(body, params) is not None
+        assert len(walked) == before + 1
+    # and other requests than a chat completion's are always walked
+    await plain({"metadata": {"a": "b"}}, dict)
+    assert len(walked) == 5
+
+
+def test_the_chat_parameters_are_checked_for_what_the_walk_acts_on() -> None:
+    from openai.resources.chat.completions import completions
+    from openai.types.beta import response_create_params
+
+    assert not any(hot_paths.declares_key_changes(params) for params in hot_paths.CHAT_PARAMS)
+    # a request type of the same client that does rename and format its keys
+    assert hot_paths.declares_key_changes(response_create_params.ResponseCreateParams)
+    hot_paths.install()
+    assert completions.async_maybe_transform is not clients_walk()

@@ -95,6 +95,22 @@ def _caller_ctx(user_text: str) -> ChatContext:
     return ctx
 
 
+async def test_llm_first_token_counts_from_the_requests_arrival(
+    chat_llm: openai.LLM, chat_server: OpenAIChatStandin, monkeypatch
+) -> None:
+    """The stand-in's own work on a request (parsing, choosing its step) is inside its TTFT,
+    not added to it: a provider's time to first token starts when the request arrives."""
+    choose = chat_server._choose
+
+    def slow_choose(*args: object) -> object:
+        time.sleep(0.3)  # the stand-in's loop is busy for 0.3 s of the 0.3 s TTFT
+        return choose(*args)
+
+    monkeypatch.setattr(chat_server, "_choose", slow_choose)
+    _, _, ttft = await _run_chat(chat_llm, _caller_ctx("Tell me about the premium plan."))
+    assert 0.3 <= ttft < 0.55  # 0.6 or more if the TTFT began after the choice
+
+
 async def test_llm_streams_a_tool_call_then_a_text_reply(
     chat_llm: openai.LLM, chat_server: OpenAIChatStandin
 ) -> None:

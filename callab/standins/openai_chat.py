@@ -98,6 +98,8 @@ class OpenAIChatStandin(StandinServer):
         return web.json_response({"object": "list", "data": [model]})
 
     async def _handle_completion(self, request: web.Request) -> web.StreamResponse:
+        # TTFT counts from the request's arrival: the stand-in's own parsing is provider time
+        arrived = time.monotonic()
         if (denied := self._check_auth(request)) is not None:
             return denied
         try:
@@ -107,7 +109,7 @@ class OpenAIChatStandin(StandinServer):
             return _error(400, "invalid_request_error", "body must be JSON with `messages`")
         choice = self._choose(body, messages)
         self.requests.append(
-            RecordedRequest(body=body, step_index=choice.step_index, received_at=time.monotonic())
+            RecordedRequest(body=body, step_index=choice.step_index, received_at=arrived)
         )
         reply = _Reply(
             completion_id=f"chatcmpl-standin-{next(self._ids)}",
@@ -117,14 +119,17 @@ class OpenAIChatStandin(StandinServer):
             prompt_tokens=_estimate_tokens(messages),
         )
         ttft = choice.step.ttft_ms if choice.step.ttft_ms is not None else self.ttft_ms
+        first_token_at = arrived + ttft / 1000
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return await self._stream(request, reply, ttft_ms=ttft, include_usage=include_usage)
-        await asyncio.sleep(ttft / 1000)
+            return await self._stream(
+                request, reply, first_token_at=first_token_at, include_usage=include_usage
+            )
+        await _sleep_until(first_token_at)
         return web.json_response(reply.completion())
 
     async def _stream(
-        self, request: web.Request, reply: _Reply, *, ttft_ms: float, include_usage: bool
+        self, request: web.Request, reply: _Reply, *, first_token_at: float, include_usage: bool
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -135,7 +140,7 @@ class OpenAIChatStandin(StandinServer):
             chunks.append(reply.usage_chunk())
         try:
             # headers go out at once, like the real API; the first chunk waits for TTFT
-            await asyncio.sleep(ttft_ms / 1000)
+            await _sleep_until(first_token_at)
             for index, chunk in enumerate(chunks):
                 if index > 0 and self.token_interval_ms:
                     await asyncio.sleep(self.token_interval_ms / 1000)
@@ -257,6 +262,11 @@ def _estimate_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
 def _error(status: int, kind: str, message: str) -> web.Response:
     error = {"message": message, "type": kind, "param": None, "code": None}
     return web.json_response({"error": error}, status=status)
+
+
+async def _sleep_until(deadline: float) -> None:
+    """Until `deadline` on `time.monotonic()`; at once if it has passed."""
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
