@@ -12,7 +12,7 @@ from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 from livekit.plugins import cartesia, deepgram, openai, silero
 from pydantic import SecretStr
 
-from agent import hot_paths
+from agent import barge_in, hot_paths
 from agent.endpointing import PhoneTurnDetector, TranscriptGate
 from agent.prompt_vad import PromptVAD
 from calls.call import Call
@@ -197,6 +197,7 @@ def build_session(
     tts: Any | None = None,
 ) -> AgentSession[Call]:
     hot_paths.install()  # before the session's first request and first reply
+    barge_in.install()
     detector = turn_detector(voice.stt_language)
     session = AgentSession[Call](
         stt=stt or build_stt(voice),

@@ -185,8 +185,12 @@ async def test_caller_barging_in_stops_the_agent_and_gets_an_answer(
     assert stopped_at < barge.ended_at  # it did not just finish its sentence
     assert BARGE_IN_REPLY in spoken_texts(lab)
     answering = next(r for r in lab.llm.requests if r.step_index == 1)
-    kept = next(m for m in answering.messages if m["role"] == "assistant")
-    assert 0 < len(message_text(kept)) < len(LONG_ANSWER)  # only what the caller heard
+    # prepared as the caller's words came in (agent/barge_in.py), and still with only what
+    # the caller heard of the answer they cut off
+    kept = [m for m in answering.messages if m["role"] == "assistant"][-1]
+    heard = message_text(kept)
+    assert 0 < len(heard) < len(LONG_ANSWER) and LONG_ANSWER.startswith(heard.rstrip(".… "))
+    assert answering.messages[-1]["role"] == "user"
 
 
 async def test_an_uh_huh_over_the_agent_is_not_answered_the_agent_carries_on(
