@@ -38,7 +38,7 @@ def paused_reply(activity: Any) -> Any | None:
     """The agent's reply the caller has paused by talking over it, while it is still the
     activity's live reply (so LiveKit declines to prepare an answer); else None."""
     paused = getattr(activity, "_paused_speech", None)
-    handle = getattr(paused, "handle", None)
+    handle: Any = getattr(paused, "handle", None)
     if handle is None or handle is not getattr(activity, "_current_speech", None):
         return None
     if handle.interrupted or not handle.allow_interruptions:
