@@ -38,12 +38,12 @@ def paused_reply(activity: Any) -> Any | None:
     """The agent's reply the caller has paused by talking over it, while it is still the
     activity's live reply (so LiveKit declines to prepare an answer); else None."""
     paused = getattr(activity, "_paused_speech", None)
-    handle: Any = getattr(paused, "handle", None)
-    if handle is None or handle is not getattr(activity, "_current_speech", None):
+    live: Any = getattr(activity, "_current_speech", None)
+    if live is None or getattr(paused, "handle", None) is not live:
         return None
-    if handle.interrupted or not handle.allow_interruptions:
+    if live.interrupted or not live.allow_interruptions:
         return None
-    return handle
+    return live
 
 
 def still_this_turn(activity: Any, transcript: str) -> bool:
