@@ -23,7 +23,7 @@ hook or the pause it reads is left as it is (logged): it costs time, never a beh
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from livekit.agents.voice import agent_activity
 
@@ -38,7 +38,7 @@ def paused_reply(activity: Any) -> Any | None:
     """The agent's reply the caller has paused by talking over it, while it is still the
     activity's live reply (so LiveKit declines to prepare an answer); else None."""
     paused = getattr(activity, "_paused_speech", None)
-    live: Any = getattr(activity, "_current_speech", None)
+    live = cast(Any, getattr(activity, "_current_speech", None))
     if live is None or getattr(paused, "handle", None) is not live:
         return None
     if live.interrupted or not live.allow_interruptions:
