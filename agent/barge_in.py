@@ -37,13 +37,13 @@ _installed = False
 def paused_reply(activity: Any) -> Any | None:
     """The agent's reply the caller has paused by talking over it, while it is still the
     activity's live reply (so LiveKit declines to prepare an answer); else None."""
-    paused = getattr(activity, "_paused_speech", None)
     live = cast(Any, getattr(activity, "_current_speech", None))
-    if live is None or getattr(paused, "handle", None) is not live:
+    paused = cast(Any, getattr(getattr(activity, "_paused_speech", None), "handle", None))
+    if live is None or paused is not live:
         return None
-    if live.interrupted or not live.allow_interruptions:
+    if paused.interrupted or not paused.allow_interruptions:
         return None
-    return live
+    return paused
 
 
 def still_this_turn(activity: Any, transcript: str) -> bool:
