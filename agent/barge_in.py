@@ -86,4 +86,5 @@ def install() -> None:
     if not callable(prepare) or not knows_pauses:
         logger.warning("LiveKit's preemptive generation has changed; barge-ins wait as before")
         return
+    # a class attribute LiveKit calls as its hook; mypy forbids assigning methods
     activity.on_preemptive_generation = prepare_after_pause(prepare)  # type: ignore[method-assign]
