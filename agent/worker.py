@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from livekit.agents import (
 from livekit.agents.types import ATTRIBUTE_AGENT_NAME
 from livekit.agents.utils import http_context
 
-from agent import hot_paths
+from agent import hot_paths, priority
 from agent.attempts import AttemptReports
 from agent.backends import DialerDoNotCall, build_services
 from agent.call_control import LiveKitCallControl
@@ -91,7 +92,14 @@ def prewarm(
 ) -> None:
     """Load models and build clients once per process, before any call arrives. The settings
     come from the main process, so a job process never re-reads the environment; so do
-    `call_ends`, where a call marks its slot free at the hang-up (agent/capacity.py)."""
+    `call_ends`, where a call marks its slot free at the hang-up (agent/capacity.py). At a
+    low priority: a process warms up while other calls are live (agent/priority.py)."""
+    started = time.perf_counter()
+    priority.at_low_priority(lambda: _warm(settings, proc, call_ends))
+    logger.debug("job process warm", extra={"seconds": round(time.perf_counter() - started, 3)})
+
+
+def _warm(settings: WorkerSettings, proc: JobProcess, call_ends: CallEnds | None) -> None:
     from livekit.local_inference import init_eot
 
     proc.userdata["settings"] = settings
@@ -232,9 +240,12 @@ async def _run_call(
     async def record_call() -> None:
         recorded = None
         try:
+            if not desk.in_progress:
+                wind_down(settings)
             if recorder is not None:  # closed first, so the record can link a complete file
                 state.recording = await recorder.finish()
             await desk.settled()  # a transfer's outcome belongs in the record
+            wind_down(settings)
             recorded = await wrapup.run(agent.heard.completed(session.history))
         finally:  # a wrap-up that failed leaves the journal for the recovery
             journal.finish(recorded=recorded is not None)
@@ -332,6 +343,17 @@ def agent_in_the_room(room: rtc.Room, agent_name: str) -> str | None:
         ):
             return participant.identity
     return None
+
+
+def wind_down(settings: WorkerSettings) -> None:
+    """Nobody left on the line: the rest of this job (the recording closed, the wrap-up)
+    yields the core to the live calls. Only a job in a process of its own: the thread
+    executor's threads are shared by its calls."""
+    if settings.livekit.worker_job_executor != "process":
+        return
+    if lowered := priority.yield_to_live_calls():
+        logger.info("call over: its wrap-up yields to live calls",
+                    extra={"threads": lowered, "nice": priority.WRAPUP_NICE})  # fmt: skip
 
 
 def free_slot_at_hang_up(ctx: JobContext, session: AgentSession[Call], caller: str) -> None:
