@@ -34,8 +34,8 @@ LAZY_IMPORTS = (
 )  # fmt: skip
 
 # The worker's own list (`AgentServer(preload_modules=...)`); agent.worker imports the LiveKit
-# plugins, which LiveKit lists ahead of it.
-PRELOAD_MODULES = ("agent.worker", *LAZY_IMPORTS)
+# plugins, which LiveKit lists ahead of it. Last, the SDK's first-use work (agent/first_use.py).
+PRELOAD_MODULES = ("agent.worker", *LAZY_IMPORTS, "agent.first_use")
 
 # What LiveKit appends to every forkserver's list: its own warm-up (the local end-of-turn
 # model, the rtc library, an SSL context), and last the freeze that keeps the pages shared.

@@ -102,6 +102,9 @@ def prewarm(
 def _warm(settings: WorkerSettings, proc: JobProcess, call_ends: CallEnds | None) -> None:
     from livekit.local_inference import init_eot
 
+    from agent import first_use  # done already in a process forked from the forkserver
+
+    first_use.warm()
     proc.userdata["settings"] = settings
     proc.userdata["call_ends"] = call_ends
     warm_tls_context()

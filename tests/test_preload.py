@@ -5,6 +5,7 @@ not imported them yet."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import multiprocessing
 import os
@@ -26,7 +27,37 @@ def job_view(queue: multiprocessing.Queue[dict[str, object]]) -> None:
     queue.put({
         "modules": [m for m in ("agent.worker", "livekit.agents.ipc._preload") if m in sys.modules],
         "env": {k: os.environ.get(k) for k in ("LIVEKIT_URL", "LIVEKIT_API_KEY")},
+        "first_use_work": first_use_work(),
     })  # fmt: skip
+
+
+def first_use_work() -> list[str]:
+    """What a call's first hyphenated word and first chat items still build in this process:
+    the hyphenator's pattern tree, a signature parsed for a private attribute's factory."""
+    from livekit.agents import llm
+    from livekit.agents.tokenize import _basic_hyphenator, basic
+
+    done: list[str] = []
+    build_tree, parse = _basic_hyphenator.Hyphenator.__init__, inspect._signature_fromstr
+
+    def building(self: object, *args: object) -> None:
+        done.append("hyphenator built")
+        build_tree(self, *args)  # type: ignore[arg-type]
+
+    def parsing(*args: object, **kwargs: object) -> object:
+        done.append("signature parsed")
+        return parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    _basic_hyphenator.Hyphenator.__init__ = building  # type: ignore[method-assign]
+    inspect._signature_fromstr = parsing  # type: ignore[attr-defined]
+    try:
+        basic.hyphenate_word("transfer")
+        llm.AgentConfigUpdate(instructions="Qualify the caller.")
+        llm.ImageContent(image="data:image/png;base64,")
+    finally:
+        _basic_hyphenator.Hyphenator.__init__ = build_tree  # type: ignore[method-assign]
+        inspect._signature_fromstr = parse  # type: ignore[attr-defined]
+    return done
 
 
 SCENARIO = """
@@ -71,7 +102,18 @@ def test_a_job_forked_from_the_early_forkserver_has_the_worker_and_the_livekit_e
     assert result["job"] == {
         "modules": ["agent.worker", "livekit.agents.ipc._preload"],
         "env": {"LIVEKIT_URL": "ws://127.0.0.1:7", "LIVEKIT_API_KEY": "key-1"},
+        "first_use_work": [],  # done once, in the forkserver (agent/first_use.py)
     }
+
+
+def test_a_fresh_process_builds_them_on_first_use_which_is_what_the_forkserver_spares() -> None:
+    # the check above is only worth its empty list if, undone, the work shows
+    check = "from tests.test_preload import first_use_work; print(first_use_work())"
+    done = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "['hyphenator built', 'signature parsed']"
 
 
 def test_jobs_in_threads_start_no_forkserver() -> None:
