@@ -18,6 +18,7 @@ from livekit.agents.voice import io
 from callab.audio import ogg_channels, speech_spans_in
 from calls.call_files import CallFiles
 from recording import CallRecorder
+from recording.recorder import HAND_OVER_FRAMES, RECORDER, BatchedRecorderIO, livekit_recorder
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +120,43 @@ async def test_a_call_that_never_started_has_no_recording(tmp_path: Path) -> Non
 def test_an_id_no_file_can_be_named_after_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot name a file"):
         CallRecorder(CallFiles(tmp_path), "../+14155550123")
+
+
+async def test_frames_reach_the_encoder_in_batches_and_in_order_before_whatever_follows() -> None:
+    recorder = BatchedRecorderIO(agent_session=SimpleNamespace(), sample_rate=RATE)
+    (frame,) = tone(FRAME_S, hz=300)
+
+    def captured(i: int) -> livekit_recorder._Captured:
+        return livekit_recorder._Captured(channel=i % 2, started_at=float(i), frame=frame)
+
+    for i in range(HAND_OVER_FRAMES - 1):
+        recorder._put(captured(i))
+    assert recorder._q.qsize() == 0  # held on the loop: no wake of the encoding thread yet
+    recorder._put(captured(HAND_OVER_FRAMES - 1))
+    assert recorder._q.qsize() == HAND_OVER_FRAMES
+    recorder._put(captured(100))
+    recorder._put(flush := livekit_recorder._Flush(until=101.0))  # hands over what it held first
+    recorder._put(captured(102))
+    recorder._put(end := livekit_recorder._EndRun(channel=0))
+    recorder._put(None)
+
+    handed = [recorder._q.get_nowait() for _ in range(recorder._q.qsize())]
+    starts = [item.started_at for item in handed if isinstance(item, livekit_recorder._Captured)]
+    assert starts == [*map(float, range(HAND_OVER_FRAMES)), 100.0, 102.0]
+    assert handed[HAND_OVER_FRAMES + 1 :] == [flush, captured(102), end, None]
+
+
+async def test_nothing_is_held_once_the_encoder_is_gone() -> None:
+    recorder = BatchedRecorderIO(agent_session=SimpleNamespace(), sample_rate=RATE)
+    (frame,) = tone(FRAME_S, hz=300)
+    recorder._put(livekit_recorder._Captured(channel=0, started_at=0.0, frame=frame))
+    recorder._close_fut.set_result(None)  # as the encoding thread does when it ends
+    recorder._put(livekit_recorder._Flush(until=1.0))
+    assert recorder._q.qsize() == 0 and recorder._held == []
+
+
+def test_the_installed_livekit_recorder_is_the_one_it_batches_for() -> None:
+    assert RECORDER is BatchedRecorderIO
 
 
 async def _drain(audio: io.AudioInput) -> None:
