@@ -66,9 +66,11 @@ class BatchedRecorderIO(RecorderIO):
 
 
 def _hands_over_in_batches() -> bool:
-    """Whether this LiveKit's recorder is the one `BatchedRecorderIO` was written against."""
-    return all(hasattr(RecorderIO, name) for name in ("_put", "_encoding", "start")) and hasattr(
-        livekit_recorder, "_Captured"
+    """Whether this LiveKit's recorder has what `BatchedRecorderIO` was written against."""
+    return (
+        hasattr(RecorderIO, "_put")
+        and hasattr(RecorderIO, "_encoding")
+        and hasattr(livekit_recorder, "_Captured")
     )
 
 

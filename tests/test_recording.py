@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from livekit import rtc
 from livekit.agents.voice import io
+from livekit.agents.voice.recorder_io import recorder_io as livekit_recorder
 
 from callab.audio import ogg_channels, speech_spans_in
 from calls.call_files import CallFiles
 from recording import CallRecorder
-from recording.recorder import HAND_OVER_FRAMES, RECORDER, BatchedRecorderIO, livekit_recorder
+from recording.recorder import HAND_OVER_FRAMES, RECORDER, BatchedRecorderIO
 
 pytestmark = pytest.mark.integration
 
