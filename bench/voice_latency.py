@@ -45,7 +45,6 @@ from callab.scenarios import (
     bench_reference_script,
 )
 from callab.sweep import bench_greeting, csv_floats, percentiles, sentences
-from config import VoiceSettings
 from localstack import StackNotInstalled
 
 QUIET_S = 0.8  # the caller answers once the agent has been silent this long
@@ -54,11 +53,25 @@ BARGE_AFTER_S = 1.5  # the caller talks over the long answer this far into it
 CALL_LIMIT_S = 150.0
 SAMPLE_S = 0.5
 MEMORY_EVERY = 4  # samples: memory every 2 s (smaps reads cost the load CPU)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# A job process's threads by their kernel name (15 characters at most), so the worker's CPU
+# can be told apart: Python's threads are all "python" (the call's loop, Silero's executor,
+# the recorder's encoder); the rest are LiveKit's native SDK.
+THREAD_KINDS = (
+    ("python", "python"),
+    ("AudioEncoderQue", "opus_encode"),  # WebRTC encoding the agent's audio track
+    ("tokio-rt-worker", "ffi_runtime"),  # LiveKit's Rust SDK under the Python one
+    ("network_thread", "webrtc"),
+    ("worker_thread", "webrtc"),
+    ("signaling_threa", "webrtc"),
+    ("SyntheticAudioD", "audio_io"),  # WebRTC's clock for a room with no sound card
+    ("AudioSourceCapt", "audio_io"),
+    ("livekit-audio", "audio_io"),
+)
 TURN_SETTINGS = {  # CLI flag -> worker setting (env name)
     "min_endpointing_delay": "MIN_ENDPOINTING_DELAY",
     "max_endpointing_delay": "MAX_ENDPOINTING_DELAY",
     "preemptive_generation": "PREEMPTIVE_GENERATION",
-    "vad_min_silence": "VAD_MIN_SILENCE_SECONDS",
     "job_executor": "WORKER_JOB_EXECUTOR",
     **sweep.BARGE_IN_SETTINGS,
 }
@@ -130,6 +143,9 @@ class TreeSampler:
         self._root = psutil.Process(pid)
         self._cpu: dict[int, float] = {}
         self._first: dict[int, float] = {}
+        # per thread, (pid, tid): its kind and CPU ticks, now and when first seen
+        self._threads: dict[tuple[int, int], tuple[str, int]] = {}
+        self._threads_first: dict[tuple[int, int], int] = {}
         self.peak_rss = 0
         self.peak_pss = 0
         # per process: its peak USS and PSS (bytes), for what one job process costs
@@ -149,6 +165,7 @@ class TreeSampler:
                 times = process.cpu_times()
                 self._cpu[process.pid] = times.user + times.system
                 self._first.setdefault(process.pid, self._cpu[process.pid])
+                self._sample_threads(process.pid)
                 if not memory:
                     continue
                 full = process.memory_full_info()  # reads smaps: slower, so not every sample
@@ -158,8 +175,25 @@ class TreeSampler:
         if memory:
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
 
+    def _sample_threads(self, pid: int) -> None:
+        main = pid == self._root.pid
+        for tid, name, ticks in thread_ticks(pid):
+            kind = "worker_main" if main else thread_kind(name)
+            self._threads[pid, tid] = kind, ticks
+            self._threads_first.setdefault((pid, tid), ticks)
+
     def cpu_seconds(self) -> float:
         return sum(self._cpu[pid] - self._first[pid] for pid in self._cpu)
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds by kind of thread (`THREAD_KINDS`; the worker's own process as
+        ``worker_main``) since the first sample. A thread's time after the last sample that saw
+        it is missed, so the kinds sum to a little under `cpu_seconds`."""
+        kinds: dict[str, float] = {}
+        for key, (kind, ticks) in self._threads.items():
+            used = (ticks - self._threads_first[key]) / CLOCK_TICKS
+            kinds[kind] = kinds.get(kind, 0.0) + used
+        return kinds
 
     def job_process_mb(self, busy: int) -> dict[str, float | None]:
         """Median peak USS and PSS of the `busy` job processes that grew the most: those that
@@ -199,6 +233,25 @@ class TreeSampler:
             await asyncio.sleep(SAMPLE_S)
             self._samples += 1
             self.sample(memory=self._samples % MEMORY_EVERY == 0)
+
+
+def thread_ticks(pid: int, proc: Path = Path("/proc")) -> list[tuple[int, str, int]]:
+    """A process's threads: (tid, kernel name, user + system CPU in clock ticks); none once
+    it has gone, or off Linux."""
+    threads = []
+    with contextlib.suppress(OSError):
+        for task in (proc / str(pid) / "task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (task / "stat").read_text()
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                fields = stat[stat.rindex(")") + 2 :].split()
+                # fields[0] is the state (the stat file's 3rd); utime and stime are its 14th, 15th
+                threads.append((int(task.name), name, int(fields[11]) + int(fields[12])))
+    return threads
+
+
+def thread_kind(name: str) -> str:
+    return next((kind for prefix, kind in THREAD_KINDS if name.startswith(prefix)), "other")
 
 
 async def one_call(lab: CallLab, index: int, delay_s: float) -> tuple[CallResult, TestPhone]:
@@ -248,6 +301,9 @@ async def run_level(
         "results": results,
         "wall_s": wall,
         "worker_cpu_pct": worker.cpu_seconds() / wall * 100,
+        "worker_cpu_pct_by_kind": {
+            kind: seconds / wall * 100 for kind, seconds in worker.cpu_by_kind().items()
+        },
         "worker_peak_rss_mb": worker.peak_rss / 2**20,
         "worker_idle_rss_mb": idle_rss / 2**20,
         "worker_peak_pss_mb": worker.peak_pss / 2**20,
@@ -421,6 +477,10 @@ def summarise(
         ),
         "job_process_mb": level["job_process_mb"],
         "worker_cpu_pct": round(level["worker_cpu_pct"], 1),
+        "worker_cpu_pct_by_kind": {
+            kind: round(pct, 1)
+            for kind, pct in sorted(level["worker_cpu_pct_by_kind"].items(), key=lambda kv: -kv[1])
+        },
         "worker_prometheus": level["prometheus"],
     }
 
@@ -668,6 +728,8 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
             for name in ("end_of_turn", "provider", "our_code", "transport")
         ) + _transport_split(parts)
           + f" (the STT stand-in took {parts['stt_actual']['p50']} ms)", flush=True)  # fmt: skip
+    if run.get("worker_cpu_pct_by_kind"):
+        print("    " + cpu_line(run["worker_cpu_pct_by_kind"], run["concurrency"]), flush=True)
     if run.get("worker_prometheus"):
         print("    " + prometheus_line(run["worker_prometheus"]), flush=True)
     errors = extra["errors"]
@@ -676,6 +738,14 @@ def print_row(run: dict[str, Any], extra: dict[str, Any]) -> None:
         print(f"    {len(errors)} call(s) failed, {unanswered} of them unanswered:", flush=True)
         for error in errors:
             print(f"      {error}", flush=True)
+
+
+def cpu_line(by_kind: dict[str, float], concurrency: int) -> str:
+    """The worker's CPU by kind of thread, % of a core over the level, and per call (the warm
+    spare job processes count in the job kinds too)."""
+    shown = [(kind, pct) for kind, pct in by_kind.items() if pct >= 0.05]
+    parts = ", ".join(f"{kind} {pct:.1f} ({pct / concurrency:.1f})" for kind, pct in shown)
+    return f"worker CPU by thread, % of a core (per call at {concurrency} at once): {parts}"
 
 
 def prometheus_line(figures: dict[str, Any]) -> str:
@@ -744,17 +814,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="also run every level against LiveKit's agent starter pipeline "
                         "(bench/reference_agent.py) and report ours ÷ its")  # fmt: skip
     sweep.add_barge_in_flags(parser)
-    parser.add_argument("--vad-min-silence", type=csv_floats, default=None, metavar="S[,S]",
-                        help="needs a VAD_MIN_SILENCE_SECONDS worker setting")  # fmt: skip
     args = parser.parse_args(argv)
     unknown = [p for p in args.profile if p not in PROFILES]
     if unknown:
         parser.error(f"unknown profile(s) {unknown}; choose from {sorted(PROFILES)}")
-    if args.vad_min_silence and "vad_min_silence_seconds" not in VoiceSettings.model_fields:
-        parser.error(
-            "--vad-min-silence: the worker has no VAD_MIN_SILENCE_SECONDS setting yet (the "
-            "silero VAD is loaded with its default min_silence_duration of 0.55 s)"
-        )
     return args
 
 

@@ -25,7 +25,10 @@ def csv_ints(text: str) -> list[str]:
 
 
 # The barge-in settings both benchmarks sweep: CLI flag attribute -> (env name, value parser).
+# The VAD's silence is among them: it ends the caller's speech, so it times the resume after a
+# backchannel or a throat-clear as well as the end of a turn.
 BARGE_IN_FLAGS = {
+    "vad_min_silence": ("VAD_MIN_SILENCE_SECONDS", csv_floats),
     "min_interruption": ("MIN_INTERRUPTION_SECONDS", csv_floats),
     "min_interruption_words": ("MIN_INTERRUPTION_WORDS", csv_ints),
     "vad_activation": ("VAD_ACTIVATION_THRESHOLD", csv_floats),

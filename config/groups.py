@@ -187,7 +187,9 @@ class VoiceSettings(BaseSettings):
     min_endpointing_delay: float = Field(0.4, ge=0)
     max_endpointing_delay: float = Field(2.5, gt=0)
     preemptive_generation: bool = True
-    vad_min_silence_seconds: float = Field(0.55, gt=0, le=3)
+    # The silence that ends the caller's speech: with the 0.4 s minimum delay a finished sentence
+    # ends the turn 0.4 s after it (LiveKit's 0.55 s was the end of every quick turn).
+    vad_min_silence_seconds: float = Field(0.35, gt=0, le=3)
     # Silero's speech probability that starts the caller's speech (and so a barge-in).
     vad_activation_threshold: float = Field(0.35, gt=0, lt=1)
     # The caller's audio reaches the VAD and the STT in frames this long: shorter hears the

@@ -327,3 +327,45 @@ def test_end_of_turn_measures_how_late_silero_calls_the_end_of_a_phone_line() ->
     # after the line's fade-out, by less than the silence Silero waits (0.55 s) before its
     # event: the anchor, not the event's time
     assert 0 < lag < 550
+
+
+def test_the_worker_cpu_is_read_per_thread_and_grouped_by_kind(tmp_path: Path) -> None:
+    bench = load("voice_latency")
+    task = tmp_path / "41" / "task"
+    for tid, name, utime, stime in ((41, "python", 7, 3), (42, "tokio-rt-worker", 5, 1),
+                                    (43, "a (b) c", 2, 0)):  # fmt: skip
+        (task / str(tid)).mkdir(parents=True)
+        fields = ["S", "1"] + ["0"] * 9 + [str(utime), str(stime)] + ["0"] * 30
+        (task / str(tid) / "stat").write_text(f"{tid} ({name}) " + " ".join(fields))
+    threads = sorted(bench.thread_ticks(41, proc=tmp_path))
+    assert threads == [(41, "python", 10), (42, "tokio-rt-worker", 6), (43, "a (b) c", 2)]
+    assert bench.thread_ticks(99, proc=tmp_path) == []  # gone
+    kinds = [bench.thread_kind(n) for n in ("python3.11", "AudioEncoderQue", "a (b) c")]
+    assert kinds == ["python", "opus_encode", "other"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_the_tree_sampler_counts_a_child_busy_thread_as_a_job_kind_not_the_worker() -> None:
+    import subprocess
+    import time
+
+    bench = load("voice_latency")
+    burn = "import time\nend = time.monotonic() + 1.5\nwhile time.monotonic() < end: pass"
+    parent = subprocess.Popen(  # idle itself, like the worker; its child is the busy "job"
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])",
+        ]
+    )
+    try:
+        sampler = bench.TreeSampler(parent.pid)
+        time.sleep(0.3)  # the child has started
+        sampler.sample(memory=False)
+        time.sleep(0.8)
+        sampler.sample(memory=False)
+        kinds = sampler.cpu_by_kind()
+    finally:
+        parent.wait(timeout=10)
+    assert kinds.get("python", 0) >= 0.2  # of the 0.8 s, on a shared core too
+    assert kinds.get("worker_main", 0) < 0.1
