@@ -349,6 +349,8 @@ def test_the_tree_sampler_counts_a_child_busy_thread_as_a_job_kind_not_the_worke
     import subprocess
     import time
 
+    import psutil
+
     bench = load("voice_latency")
     burn = "import time\nend = time.monotonic() + 1.5\nwhile time.monotonic() < end: pass"
     parent = subprocess.Popen(  # idle itself, like the worker; its child is the busy "job"
@@ -360,7 +362,9 @@ def test_the_tree_sampler_counts_a_child_busy_thread_as_a_job_kind_not_the_worke
     )
     try:
         sampler = bench.TreeSampler(parent.pid)
-        time.sleep(0.3)  # the child has started
+        deadline = time.monotonic() + 10
+        while not psutil.Process(parent.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the busy child is there to be seen
         sampler.sample(memory=False)
         time.sleep(0.8)
         sampler.sample(memory=False)
