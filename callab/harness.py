@@ -42,7 +42,7 @@ from callab.standins.cartesia_tts import CartesiaTTSStandin
 from callab.standins.chat_script import ChatScript
 from callab.standins.deepgram_stt import DeepgramSTTStandin
 from callab.standins.openai_chat import OpenAIChatStandin
-from localstack import LocalStack, StackPorts
+from localstack import LocalStack, StackPorts, ports
 from telephony.provision import SipPlan, provision
 
 AGENT_NAME = "sales-agent"
@@ -61,9 +61,7 @@ _rooms = itertools.count(1)
 
 
 def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return ports.free_port(socket.SOCK_STREAM)
 
 
 async def _wait_http_ok(url: str, *, limit_s: float) -> None:

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from localstack import find_binary
-from localstack.ports import LOOPBACK
+from localstack.ports import LOOPBACK, free_port
 
 
 class TestPhoneMissing(RuntimeError):
@@ -39,10 +39,7 @@ class PhoneEvent:
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port(socket.SOCK_DGRAM)
 
 
 class SipPhone:

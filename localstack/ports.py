@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 _RTP_RANGE_SIZE = 20  # ten concurrent call legs; livekit-sip uses even ports only
 _ATTEMPTS = 200
+# Picked ports come from below the kernel's ephemeral range, the ports it gives outgoing
+# connections: one of those (a stand-in's client, the worker's own connections) could take a
+# picked port between the pick and the server's bind (seen in CI: the worker's health port,
+# "address already in use").
+PICK_FLOOR = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LINUX_DEFAULT_EPHEMERAL = (32768, 60999)
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,30 @@ def is_bindable(port: int, kind: socket.SocketKind) -> bool:
     return True
 
 
-def _ephemeral_port(kind: socket.SocketKind) -> int:
+def ephemeral_range(path: Path = _EPHEMERAL_RANGE) -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default off Linux)."""
+    try:
+        low, high = (int(v) for v in path.read_text().split())
+    except (OSError, ValueError):
+        return _LINUX_DEFAULT_EPHEMERAL
+    return low, high
+
+
+def free_port(kind: socket.SocketKind, *, size: int = 1) -> int:
+    """A port (the first of ``size`` in a row) free now and below the ephemeral range, so no
+    outgoing connection takes it before its server binds it; the kernel's own pick when the
+    range leaves no room below it."""
+    top = ephemeral_range()[0] - size
+    if top - PICK_FLOOR < 1000:
+        return _kernel_port(kind)
+    for _ in range(_ATTEMPTS):
+        port = random.randint(PICK_FLOOR, top)
+        if is_bindable(port, kind):
+            return port
+    raise RuntimeError("no free loopback port found below the ephemeral range")
+
+
+def _kernel_port(kind: socket.SocketKind) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind((LOOPBACK, 0))
         port: int = sock.getsockname()[1]
@@ -64,7 +96,7 @@ def _ephemeral_port(kind: socket.SocketKind) -> int:
 
 def _claim(taken: set[int], kind: socket.SocketKind) -> int:
     for _ in range(_ATTEMPTS):
-        port = _ephemeral_port(kind)
+        port = free_port(kind)
         if port not in taken:
             taken.add(port)
             return port
@@ -73,7 +105,7 @@ def _claim(taken: set[int], kind: socket.SocketKind) -> int:
 
 def _claim_tcp_and_udp(taken: set[int]) -> int:
     for _ in range(_ATTEMPTS):
-        port = _ephemeral_port(socket.SOCK_STREAM)
+        port = free_port(socket.SOCK_STREAM)
         if port not in taken and is_bindable(port, socket.SOCK_DGRAM):
             taken.add(port)
             return port
@@ -82,7 +114,7 @@ def _claim_tcp_and_udp(taken: set[int]) -> int:
 
 def _claim_udp_range(taken: set[int], size: int) -> int:
     for _ in range(_ATTEMPTS):
-        start = _ephemeral_port(socket.SOCK_DGRAM) & ~1  # even, as RTP wants
+        start = free_port(socket.SOCK_DGRAM, size=size) & ~1  # even, as RTP wants
         ports = range(start, start + size)
         if ports[-1] > 65535 or taken.intersection(ports):
             continue
