@@ -13,6 +13,7 @@ from typing import Any
 from dialer.sql.engine import Tx
 from dialer.sql_store import SqlStore
 from dialer.wake import Wakes, send_wake, udp_wakes, wake_file
+from integrations.sqlite_wal import enable_wal
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -35,7 +36,7 @@ class SqliteStore(SqlStore):
         self._db = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._db, timeout_s=BUSY_TIMEOUT_MS / 1000)
         self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._lock = threading.RLock()  # one connection, shared by the API's worker threads
         self.create_schema()

@@ -24,6 +24,7 @@ from integrations.crm import (
 from integrations.errors import InvalidRequest, TemporarilyUnavailable
 from integrations.phone import InvalidPhoneNumber, normalise_phone
 from integrations.scheduling import Event, EventConflict, EventRequest, Interval, SlotTaken
+from integrations.sqlite_wal import enable_wal
 
 T = TypeVar("T")
 
@@ -58,8 +59,7 @@ class EmbeddedStore:
             path, check_same_thread=False, isolation_level=None, timeout=busy_timeout_s
         )
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        enable_wal(self._db, timeout_s=busy_timeout_s, schema=_SCHEMA)
         self._lock = threading.Lock()
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
